@@ -1,0 +1,153 @@
+import time
+from pathlib import Path
+
+import open_clip
+import pytest
+import skimage.data
+import timm
+import torch
+from safetensors.torch import save_file
+
+from vitlessons.data.categories import CATEGORIES, decide_16
+from vitlessons.models import WeightsUnavailable, get_spec, list_models, load_model, weights_available
+from vitlessons.models.registry import cached_weights
+
+
+def photo(name: str) -> torch.Tensor:
+    """A bundled scikit-image photo as a (1, 3, H, W) batch in [0, 1]."""
+    return torch.from_numpy(getattr(skimage.data, name)()[..., :3]).permute(2, 0, 1)[None].float() / 255
+
+
+def fake_hub_cache(cache: Path, repo: str, filename: str, state_dict: dict) -> Path:
+    """Lay out a Hugging Face cache entry the way huggingface_hub writes it."""
+    revision = "0" * 40
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    target = folder / "snapshots" / revision / filename
+    target.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(target))
+    return target
+
+
+def test_registry_names_resolve_to_exact_identifiers() -> None:
+    assert {"resnet50", "vit_b16", "deit_s", "clip_b32", "efficientnet_lite0", "lab_vit", "lab_cnn"} <= set(list_models())
+    assert get_spec("resnet50").hub_files[0] == "timm/resnet50.tv_in1k"
+    assert get_spec("vit_b16").hub_files[0] == "timm/vit_base_patch16_224.augreg_in21k_ft_in1k"
+    assert get_spec("deit_s").hub_files[0] == "timm/deit_small_patch16_224.fb_in1k"
+    assert get_spec("clip_b32").identifier == "ViT-B-32-quickgelu" and get_spec("clip_b32").pretrained == "openai"
+
+
+def test_unknown_name_lists_the_valid_ones() -> None:
+    with pytest.raises(KeyError, match="unknown model 'vit_b32'.*resnet50.*lab_cnn"):
+        load_model("vit_b32")
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_b16", "deit_s", "clip_b32"])
+def test_missing_weights_fail_fast_and_say_how_to_fetch(name: str) -> None:
+    assert not weights_available(name)
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailable) as error:
+        load_model(name)
+    assert time.perf_counter() - start < 5
+    message = str(error.value)
+    assert name in message and get_spec(name).hub_files[0] in message
+    assert f"python data_scripts/prefetch.py {name}" in message
+
+
+def test_missing_checkpoint_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nothing.pth"):
+        load_model("resnet50", checkpoint=tmp_path / "nothing.pth")
+
+
+def test_resnet50_loads_a_local_checkpoint_through_timm(tmp_path: Path) -> None:
+    reference = timm.create_model("resnet50", pretrained=False)
+    path = tmp_path / "resnet50.pth"
+    torch.save(reference.state_dict(), path)
+    model = load_model("resnet50", checkpoint=path, device="cpu")
+    for (name, expected), actual in zip(reference.state_dict().items(), model.net.state_dict().values()):
+        assert torch.equal(expected, actual), name
+    # the torchvision weights' preprocessing, resolved from timm's pretrained config
+    assert model.preprocessing.interpolation == "bilinear" and model.preprocessing.crop_pct == 0.875
+    assert model.preprocessing.mean == (0.485, 0.456, 0.406) and len(model.labels) == 1000
+    assert model(torch.rand(2, 3, 100, 150)).shape == (2, 1000)
+
+
+def test_deit_is_found_in_the_hugging_face_cache(tmp_path: Path) -> None:
+    import os
+
+    reference = timm.create_model("deit_small_patch16_224", pretrained=False)
+    stored = fake_hub_cache(Path(os.environ["HF_HUB_CACHE"]), "timm/deit_small_patch16_224.fb_in1k",
+                            "model.safetensors", reference.state_dict())
+    assert cached_weights("deit_s") == stored and weights_available("deit_s")
+    model = load_model("deit_s", device="cpu")
+    assert torch.equal(model.net.cls_token, reference.cls_token)
+    assert model.preprocessing.interpolation == "bicubic" and model.preprocessing.crop_pct == 0.9
+
+
+@pytest.mark.slow
+def test_clip_loads_a_local_checkpoint_through_open_clip(tmp_path: Path) -> None:
+    reference = open_clip.create_model("ViT-B-32-quickgelu")
+    path = tmp_path / "clip.pt"
+    torch.save(reference.state_dict(), path)
+    model = load_model("clip_b32", checkpoint=path, device="cpu", labels=["cat", "dog", "car"],
+                       templates=["a photo of a {}."])
+    assert torch.equal(model.net.clip.visual.conv1.weight, reference.visual.conv1.weight)
+    assert model.preprocessing.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
+    assert model.labels == ["cat", "dog", "car"]
+    logits = model(torch.rand(2, 3, 224, 224))
+    assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+
+
+def test_efficientnet_lite0_sees_the_cat() -> None:
+    """The packaged ImageNet weights are real: chelsea is a cat, in ImageNet and in the 16 categories."""
+    model = load_model("efficientnet_lite0", device="cpu")
+    probabilities = model.predict(photo("chelsea"))
+    top = probabilities.argmax().item()
+    assert 281 <= top <= 285, model.labels[top]  # the ImageNet cat classes
+    assert CATEGORIES[decide_16(probabilities).item()] == "cat"
+    coffee = model.predict(photo("coffee")).argmax().item()
+    assert model.labels[coffee] == "espresso"
+
+
+def test_lab_models_are_small_seeded_and_need_labels() -> None:
+    labels = ["a", "b", "c"]
+    vit, cnn = load_model("lab_vit", labels=labels, device="cpu"), load_model("lab_cnn", labels=labels, device="cpu")
+    for model in (vit, cnn):
+        assert model(torch.rand(5, 3, 64, 64)).shape == (5, 3)
+        assert sum(p.numel() for p in model.parameters()) < 2_000_000
+    again = load_model("lab_vit", labels=labels, device="cpu")
+    other = load_model("lab_vit", labels=labels, device="cpu", seed=1)
+    assert torch.equal(vit.net.pos_embed, again.net.pos_embed)
+    assert not torch.equal(vit.net.pos_embed, other.net.pos_embed)
+    with pytest.raises(ValueError, match="needs labels"):
+        load_model("lab_cnn")
+    with pytest.raises(ValueError, match="labels can only be set"):
+        load_model("resnet50", labels=labels)
+
+
+def test_lab_model_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
+    model = load_model("lab_cnn", labels=["a", "b"], device="cpu", seed=5)
+    torch.save(model.net.state_dict(), tmp_path / "cnn.pt")
+    restored = load_model("lab_cnn", labels=["a", "b"], device="cpu", checkpoint=tmp_path / "cnn.pt")
+    x = torch.rand(3, 3, 64, 64)
+    assert torch.allclose(model(x), restored(x))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), "float"),
+    (torch.rand(3, 64, 64), r"\(B, 3, H, W\)"),
+    (torch.rand(1, 3, 64, 64) * 2 - 1, r"\[0, 1\]"),
+])
+def test_classifier_rejects_images_outside_the_convention(bad: torch.Tensor, message: str) -> None:
+    model = load_model("lab_cnn", labels=["a", "b"], device="cpu")
+    with pytest.raises((TypeError, ValueError), match=message):
+        model(bad)
+
+
+def test_preprocessing_resizes_short_side_then_crops() -> None:
+    model = load_model("efficientnet_lite0", device="cpu")
+    wide = torch.rand(1, 3, 120, 300)
+    assert model.preprocessing(wide).shape == (1, 3, 224, 224)
+    flat = torch.full((1, 3, 90, 90), 0.485)
+    assert model.preprocessing(flat)[0, 0].abs().max() < 1e-4  # the mean maps to zero

@@ -1,0 +1,139 @@
+"""The figures build under Agg and contain the expected markers and lines."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from vitlessons.metrics import ShapeBias, shape_bias  # noqa: E402
+from vitlessons.plot import PUBLISHED_SHAPE_BIAS, image_grid, shape_bias_plot  # noqa: E402
+
+NAMES = ("cat", "dog", "car")
+
+
+def make_result(per_category: dict[str, float], overall: float) -> ShapeBias:
+    """A ShapeBias with chosen values, so the plot can be checked against them."""
+    return ShapeBias(overall=overall, per_category=per_category,
+                     shape_decisions=1, texture_decisions=1, n_conflict=2)
+
+
+RESULTS = {
+    "cnn": make_result({"cat": 0.2, "dog": 0.3, "car": 0.1}, 0.2),
+    "vit": make_result({"cat": 0.8, "dog": math.nan, "car": 0.6}, 0.7),
+}
+
+
+def vertical_lines(ax) -> list[float]:
+    """x positions of the vertical lines drawn with axvline."""
+    return [line.get_xdata()[0] for line in ax.lines]
+
+
+def main_axes(figure: Figure):
+    """The axes holding the data (the secondary top axis is its child)."""
+    return figure.axes[0]
+
+
+def test_published_numbers():
+    assert PUBLISHED_SHAPE_BIAS["humans"] == pytest.approx(0.958)
+    assert PUBLISHED_SHAPE_BIAS["ResNet-50"] == pytest.approx(0.214, abs=5e-4)
+
+
+def test_shape_bias_plot_markers_and_lines():
+    figure = shape_bias_plot(RESULTS)
+    ax = main_axes(figure)
+    assert isinstance(figure, Figure)
+    assert len(ax.collections) == 2  # one scatter per model
+    cnn, vit = (c.get_offsets() for c in ax.collections)
+    assert np.allclose(cnn, [[0.2, 0], [0.3, 1], [0.1, 2]])
+    assert np.allclose(vit, [[0.8, 0], [0.6, 2]])  # nan category gets no marker
+    assert ax.collections[0].get_paths()[0] is not None
+    markers = {tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in ax.collections}
+    assert len(markers) == 2  # different marker styles
+    assert sorted(vertical_lines(ax)) == pytest.approx(sorted([0.2, 0.7, 0.958, 0.2139]))
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(NAMES)
+
+
+def test_shape_bias_plot_without_reference_and_nan_overall():
+    results = {"none": make_result({"cat": math.nan, "dog": math.nan, "car": math.nan}, math.nan)}
+    ax = main_axes(shape_bias_plot(results, reference=False))
+    assert vertical_lines(ax) == []
+    assert len(ax.collections[0].get_offsets()) == 0
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["none (n/a)"]
+
+
+def test_shape_bias_plot_labels_and_axis_ends():
+    ax = main_axes(shape_bias_plot(RESULTS))
+    texts = {t.get_text() for t in ax.texts}
+    assert {"texture", "shape"} <= texts
+    assert ax.get_xlim() == (0, 1)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "cnn (20.0%)" in legend and "humans, published (95.8%)" in legend
+    assert "ResNet-50, published (21.4%)" in legend
+    assert len(ax.child_axes) == 1  # the secondary 'texture' axis on top
+
+
+def test_shape_bias_plot_category_subset_and_order():
+    ax = main_axes(shape_bias_plot(RESULTS, categories=["car", "cat"], reference=False))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["car", "cat"]
+    assert np.allclose(ax.collections[0].get_offsets(), [[0.1, 0], [0.2, 1]])
+
+
+def test_shape_bias_plot_draws_into_given_axes():
+    figure = Figure()
+    ax = figure.add_subplot()
+    assert shape_bias_plot(RESULTS, ax=ax) is figure
+
+
+def test_shape_bias_plot_from_real_results():
+    result = shape_bias([0, 1, 2, 0], [0, 1, 2, 1], [1, 2, 0, 0], NAMES)
+    ax = main_axes(shape_bias_plot({"m": result}))
+    assert len(ax.collections[0].get_offsets()) == 3
+
+
+def test_shape_bias_plot_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one model"):
+        shape_bias_plot({})
+    with pytest.raises(ValueError, match=r"no per-category value for \['bird'\]"):
+        shape_bias_plot(RESULTS, categories=["cat", "bird"])
+    with pytest.raises(TypeError, match="must be a ShapeBias"):
+        shape_bias_plot({"m": 0.5})
+
+
+def test_image_grid_layout_and_titles():
+    images = torch.rand(10, 3, 8, 8)
+    figure = image_grid(images, titles=[f"t{i}" for i in range(10)], ncols=4)
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == 12  # 3 rows x 4 columns
+    with_images = [ax for ax in figure.axes if ax.images]
+    assert len(with_images) == 10
+    assert [ax.get_title() for ax in with_images] == [f"t{i}" for i in range(10)]
+    assert np.allclose(with_images[3].images[0].get_array(), images[3].permute(1, 2, 0).numpy())
+
+
+def test_image_grid_small_batch_and_grayscale():
+    figure = image_grid(torch.rand(2, 1, 5, 5))
+    assert len(figure.axes) == 2
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, error, message",
+    [
+        (torch.rand(2, 8, 8, 3), {}, ValueError, r"\(B, 3, H, W\).*got shape \(2, 8, 8, 3\)"),
+        (torch.rand(3, 8, 8), {}, ValueError, r"\(B, 3, H, W\)"),
+        (torch.randn(2, 3, 8, 8) * 3, {}, ValueError, r"\[0, 1\].*normalisation"),
+        (torch.rand(2, 3, 8, 8), {"titles": ["a"]}, ValueError, "1 titles for 2 images"),
+        (torch.rand(2, 3, 8, 8), {"ncols": 0}, ValueError, "ncols"),
+        (torch.rand(0, 3, 8, 8), {}, ValueError, "empty batch"),
+        (np.zeros((1, 3, 8, 8)), {}, TypeError, "torch.Tensor"),
+    ],
+)
+def test_image_grid_rejects_bad_input(images, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        image_grid(images, **kwargs)

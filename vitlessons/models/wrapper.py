@@ -1,0 +1,82 @@
+"""A model that takes course images (float (B, 3, H, W) in [0, 1]) and does its own preprocessing.
+
+Normalisation belongs to the model, not to the data: each wrapped network carries the mean, std,
+input size, crop and interpolation it was trained with, as resolved from timm's or open_clip's
+pretrained configuration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vitlessons.tensors import check_images
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a network expects its input: resize the short side to size / crop_pct, centre-crop, normalise."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    resize: bool = True  # False for lab models, which see the cue world at its own size
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.resize:
+            images = _resize_short_side(images, math.floor(self.size / self.crop_pct), self.interpolation)
+            images = _centre_crop(images, self.size)
+        mean = images.new_tensor(self.mean)[:, None, None]
+        std = images.new_tensor(self.std)[:, None, None]
+        return (images - mean) / std
+
+
+def _resize_short_side(images: Tensor, short: int, interpolation: str) -> Tensor:
+    """Scale so that the shorter side has ``short`` pixels, keeping the aspect ratio."""
+    height, width = images.shape[-2:]
+    if min(height, width) == short:
+        return images
+    scale = short / min(height, width)
+    size = (max(short, round(height * scale)), max(short, round(width * scale)))
+    mode = "bicubic" if interpolation == "bicubic" else "bilinear"
+    return F.interpolate(images, size=size, mode=mode, antialias=True, align_corners=False).clamp(0, 1)
+
+
+def _centre_crop(images: Tensor, size: int) -> Tensor:
+    """The central size x size window."""
+    height, width = images.shape[-2:]
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+class Classifier(nn.Module):
+    """A network plus its preprocessing and label names: images in [0, 1] in, logits out."""
+
+    def __init__(self, name: str, net: nn.Module, preprocessing: Preprocessing, labels: list[str]):
+        super().__init__()
+        self.name = name
+        self.net = net
+        self.preprocessing = preprocessing
+        self.labels = labels
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(self.preprocessing(check_images(images)))
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, batch_size: int = 64) -> Tensor:
+        """Softmax probabilities in eval mode, in batches so large sets fit in memory."""
+        self.eval()
+        device = next(self.parameters()).device
+        parts = [self(images[i:i + batch_size].to(device)).softmax(-1).cpu() for i in range(0, len(images), batch_size)]
+        return torch.cat(parts)
+
+    def top_labels(self, images: Tensor, k: int = 3) -> list[list[tuple[str, float]]]:
+        """The k most probable label names per image, for printing next to a figure."""
+        top = self.predict(images).topk(k, dim=-1)
+        return [[(self.labels[i], round(p, 3)) for p, i in zip(ps.tolist(), ix.tolist())] for ps, ix in zip(top.values, top.indices)]

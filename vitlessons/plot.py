@@ -1,0 +1,171 @@
+"""Figures for the course: image grids and the shape-bias plot of Geirhos et al. (2019).
+
+Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``, so they work
+under any backend (Agg included), are not kept alive by pyplot's registry, and show up
+exactly once when a notebook cell returns them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from vitlessons.metrics import ShapeBias
+
+# Published shape bias (fraction of shape decisions among shape-or-texture decisions on the
+# 1,280 cue-conflict images) used as reference lines.
+# - ResNet-50 (torchvision, ImageNet-trained): 21.39%, README of rgeirhos/texture-vs-shape
+#   ("Shape bias and IN accuracies of different SIN-trained models"), computed with the
+#   mean-over-ImageNet-classes aggregation that model-vs-human uses.
+# - humans: 95.8%, the average of the human observers in the cue-conflict experiment of
+#   Geirhos et al., "ImageNet-trained CNNs are biased towards texture", ICLR 2019, as shown in
+#   model-vs-human's shape-bias plots (https://github.com/bethgelab/model-vs-human).
+PUBLISHED_SHAPE_BIAS: dict[str, float] = {"humans": 0.958, "ResNet-50": 0.2139}
+
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "<", ">")
+_REFERENCE_STYLES = {"humans": ("#c0392b", "--"), "ResNet-50": ("#7f7f7f", ":")}
+_RANGE_TOLERANCE = 1e-3
+
+
+def _check_images(images: Tensor) -> Tensor:
+    """Catch normalised or channels-last tensors, which imshow would silently mangle."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"expected a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"expected images of shape (B, 3, H, W) (or (B, 1, H, W)), got shape {tuple(images.shape)}"
+        )
+    images = images.detach().to("cpu", torch.float32)
+    if images.numel():
+        low, high = images.min().item(), images.max().item()
+        if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+            raise ValueError(
+                f"expected pixel values in [0, 1], got values from {low:.3g} to {high:.3g}; "
+                "undo the normalisation before plotting"
+            )
+    return images.clamp(0, 1)
+
+
+def image_grid(
+    images: Tensor,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    figsize: tuple[float, float] | None = None,
+    title_size: float = 9,
+) -> Figure:
+    """Show a batch of images in a grid, each optionally titled, to look at what a model sees."""
+    images = _check_images(images)
+    count = len(images)
+    if count == 0:
+        raise ValueError("expected at least one image, got an empty batch")
+    if ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols}")
+    if titles is not None and len(titles) != count:
+        raise ValueError(f"got {len(titles)} titles for {count} images; pass one title per image")
+    ncols = min(ncols, count)
+    nrows = math.ceil(count / ncols)
+    figure = Figure(figsize=figsize or (1.8 * ncols, 1.8 * nrows + (0.3 * nrows if titles else 0)))
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for index, ax in enumerate(axes):
+        ax.set_axis_off()
+        if index >= count:
+            continue
+        picture = images[index].permute(1, 2, 0).numpy()
+        ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture,
+                  cmap="gray" if picture.shape[-1] == 1 else None, vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(str(titles[index]), fontsize=title_size)
+    figure.tight_layout()
+    return figure
+
+
+def _plot_categories(results: Mapping[str, ShapeBias], categories: Sequence[str] | None) -> list[str]:
+    """The rows to draw: the given categories, or the first result's, all present in every result."""
+    if not results:
+        raise ValueError("results must map at least one model name to its ShapeBias, got nothing")
+    for name, result in results.items():
+        if not isinstance(result, ShapeBias):
+            raise TypeError(f"results[{name!r}] must be a ShapeBias, got {type(result).__name__}")
+    rows = list(categories) if categories is not None else list(next(iter(results.values())).per_category)
+    if not rows:
+        raise ValueError("no categories to plot: pass categories or results with per_category values")
+    for name, result in results.items():
+        missing = [c for c in rows if c not in result.per_category]
+        if missing:
+            raise ValueError(
+                f"results[{name!r}] has no per-category value for {missing}; "
+                f"it has {list(result.per_category)}"
+            )
+    return rows
+
+
+def _percent(value: float) -> str:
+    """Legend text for a shape bias, which may be nan."""
+    return "n/a" if math.isnan(value) else f"{value:.1%}"
+
+
+def _draw_model(ax: Axes, name: str, result: ShapeBias, rows: list[str], style: tuple[str, str]) -> None:
+    """One marker per category with a value, and the model's overall shape bias as a vertical line."""
+    marker, colour = style
+    points = [(result.per_category[c], y) for y, c in enumerate(rows)
+              if not math.isnan(result.per_category[c])]
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    ax.scatter(xs, ys, marker=marker, color=colour, s=70, edgecolors="0.3", linewidths=0.5,
+               zorder=3, clip_on=False, label=f"{name} ({_percent(result.overall)})")
+    if not math.isnan(result.overall):
+        ax.axvline(result.overall, color=colour, linewidth=1.5, alpha=0.8, zorder=2)
+
+
+def _draw_references(ax: Axes) -> None:
+    """Published humans / ResNet-50 shape bias, so a student's numbers have a yardstick."""
+    for name, value in PUBLISHED_SHAPE_BIAS.items():
+        colour, linestyle = _REFERENCE_STYLES.get(name, ("black", "--"))
+        ax.axvline(value, color=colour, linestyle=linestyle, linewidth=1.2, zorder=1,
+                   label=f"{name}, published ({value:.1%})")
+
+
+def _decorate_axes(ax: Axes, rows: list[str]) -> None:
+    """Shape on the right, texture on the left, like Geirhos et al.'s figure (mirrored)."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.grid(axis="y", linestyle=":", alpha=0.4)
+    ax.set_xlabel("shape bias: fraction of 'shape' decisions")
+    top = ax.secondary_xaxis("top", functions=(lambda x: 1 - x, lambda x: 1 - x))
+    top.set_xlabel("fraction of 'texture' decisions")
+    ax.text(0.0, -0.08, "texture", transform=ax.transAxes, ha="left", va="top", fontweight="bold")
+    ax.text(1.0, -0.08, "shape", transform=ax.transAxes, ha="right", va="top", fontweight="bold")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)
+
+
+def shape_bias_plot(
+    results: Mapping[str, ShapeBias],
+    categories: Sequence[str] | None = None,
+    reference: bool = True,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Per-category shape bias of several models side by side, in the style of Geirhos et al. (2019).
+
+    One row per (shape) category, shape bias on the x axis from 0 (texture) to 1 (shape), one
+    marker style and colour per model, each model's overall shape bias as a vertical line and,
+    with ``reference=True``, the published humans and ResNet-50 values as dashed lines.
+    Categories without any shape or texture decision (nan) get no marker.
+    """
+    rows = _plot_categories(results, categories)
+    if ax is None:
+        figure = Figure(figsize=figsize or (8.5, 0.4 * len(rows) + 2.2))
+        ax = figure.add_subplot()
+    colours = [f"C{i % 10}" for i in range(len(results))]
+    for index, (name, result) in enumerate(results.items()):
+        _draw_model(ax, name, result, rows, (MARKERS[index % len(MARKERS)], colours[index]))
+    if reference:
+        _draw_references(ax)
+    _decorate_axes(ax, rows)
+    ax.figure.tight_layout()
+    return ax.figure
