@@ -46,6 +46,14 @@ def data_dir() -> Path:
     return Path(os.environ.get("VITLESSONS_DATA", cache_dir() / "data")).expanduser()
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment when asked (HF_HUB_CACHE, then HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
 def device() -> torch.device:
     """The fastest available device: cuda, then mps, then cpu (``VITLESSONS_DEVICE`` overrides)."""
     forced = os.environ.get("VITLESSONS_DEVICE")

@@ -27,6 +27,22 @@ from vitlessons.metrics import ShapeBias
 #   model-vs-human's shape-bias plots (https://github.com/bethgelab/model-vs-human).
 PUBLISHED_SHAPE_BIAS: dict[str, float] = {"humans": 0.958, "ResNet-50": 0.2139}
 
+
+
+def _show_figures_in_notebooks() -> None:
+    """Register the PNG formatter for Figure objects in a kernel, as importing pyplot would have done."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        set_matplotlib_formats("png")
+
+
+_show_figures_in_notebooks()
+
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "<", ">")
 _REFERENCE_STYLES = {"humans": ("#c0392b", "--"), "ResNet-50": ("#7f7f7f", ":")}
 _RANGE_TOLERANCE = 1e-3
@@ -169,3 +185,24 @@ def shape_bias_plot(
     _decorate_axes(ax, rows)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def score_bars(scores: Mapping[str, Mapping[str, float]], title: str = "", figsize: tuple[float, float] | None = None) -> Figure:
+    """Grouped bars, one group per measure and one bar per model, with values printed on the bars."""
+    if not scores:
+        raise ValueError("scores must map at least one model name to its {measure: value} row, got nothing")
+    measures = list(next(iter(scores.values())))
+    figure = Figure(figsize=figsize or (1.6 * len(measures) + 2.5, 3.2))
+    ax = figure.add_subplot()
+    width = 0.8 / len(scores)
+    for index, (name, row) in enumerate(scores.items()):
+        positions = [m + (index - (len(scores) - 1) / 2) * width for m in range(len(measures))]
+        bars = ax.bar(positions, [row[m] for m in measures], width=width, label=name, color=f"C{index % 10}")
+        ax.bar_label(bars, labels=[f"{row[m]:.0%}" for m in measures], fontsize=7, padding=1)
+    ax.set_xticks(range(len(measures)), measures)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("fraction")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -18,3 +19,21 @@ def check_images(images: Tensor, name: str = "images") -> Tensor:
     if low < -1e-4 or high > 1 + 1e-4:
         raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}] (already normalised?)")
     return images
+
+
+def resize_short_side(images: Tensor, short: int, interpolation: str = "bilinear") -> Tensor:
+    """Scale so that the shorter side has ``short`` pixels, keeping the aspect ratio (antialiased)."""
+    height, width = images.shape[-2:]
+    if min(height, width) == short:
+        return images
+    scale = short / min(height, width)
+    size = (max(short, round(height * scale)), max(short, round(width * scale)))
+    mode = "bicubic" if interpolation == "bicubic" else "bilinear"
+    return F.interpolate(images, size=size, mode=mode, antialias=True, align_corners=False).clamp(0, 1)
+
+
+def centre_crop(images: Tensor, size: int) -> Tensor:
+    """The central size x size window."""
+    height, width = images.shape[-2:]
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[..., top:top + size, left:left + size]

@@ -143,7 +143,7 @@ def _render(split: str, shapes: Tensor, textures: Tensor, p: dict[str, Tensor], 
         return _fill(textures, grid, p, g), torch.ones(n, size, size, dtype=torch.bool)
     alpha = _shape_alpha(shapes, grid, p)
     if split == "edges":
-        alpha = _outline(alpha, width=max(1, size // 32))
+        alpha = _outline(alpha, width=max(1, size // 64))
     if split in ("silhouette", "edges"):
         fill = _contrasting(p["background"], p["dark"], p["light"])[:, :, None, None].expand(n, 3, size, size)
     else:

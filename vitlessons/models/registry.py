@@ -21,7 +21,7 @@ from timm.data import ImageNetInfo, resolve_data_config
 from torch import nn
 
 from vitlessons.config import device as default_device
-from vitlessons.config import hub_reachable
+from vitlessons.config import hub_cache_dir, hub_reachable
 from vitlessons.models.lab import lab_cnn, lab_vit
 from vitlessons.models.wrapper import Classifier, Preprocessing
 
@@ -91,7 +91,7 @@ def cached_weights(name: str) -> Path | None:
         return None
     repo, filenames = hub
     for filename in filenames:
-        found = try_to_load_from_cache(repo, filename)
+        found = try_to_load_from_cache(repo, filename, cache_dir=hub_cache_dir())
         if isinstance(found, str):
             return Path(found)
     return None
@@ -140,6 +140,7 @@ def _weights_file(spec: ModelSpec, checkpoint: str | Path | None) -> str | None:
     repo, filenames = spec.hub_files
     raise WeightsUnavailable(
         f"{spec.name}: pretrained weights {repo} ({' or '.join(filenames)}) are not in the Hugging Face cache "
+        f"({hub_cache_dir()}) "
         f"and the hub cannot be reached. On a machine with internet, run\n    {PREFETCH_COMMAND.format(name=spec.name)}\n"
         f"or point HF_HOME at a cache that has them, or pass checkpoint=<file>."
     )

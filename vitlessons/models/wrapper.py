@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vitlessons.tensors import check_images
+from vitlessons.tensors import centre_crop, check_images, resize_short_side
 
 
 @dataclass(frozen=True)
@@ -30,29 +29,11 @@ class Preprocessing:
 
     def __call__(self, images: Tensor) -> Tensor:
         if self.resize:
-            images = _resize_short_side(images, math.floor(self.size / self.crop_pct), self.interpolation)
-            images = _centre_crop(images, self.size)
+            images = resize_short_side(images, math.floor(self.size / self.crop_pct), self.interpolation)
+            images = centre_crop(images, self.size)
         mean = images.new_tensor(self.mean)[:, None, None]
         std = images.new_tensor(self.std)[:, None, None]
         return (images - mean) / std
-
-
-def _resize_short_side(images: Tensor, short: int, interpolation: str) -> Tensor:
-    """Scale so that the shorter side has ``short`` pixels, keeping the aspect ratio."""
-    height, width = images.shape[-2:]
-    if min(height, width) == short:
-        return images
-    scale = short / min(height, width)
-    size = (max(short, round(height * scale)), max(short, round(width * scale)))
-    mode = "bicubic" if interpolation == "bicubic" else "bilinear"
-    return F.interpolate(images, size=size, mode=mode, antialias=True, align_corners=False).clamp(0, 1)
-
-
-def _centre_crop(images: Tensor, size: int) -> Tensor:
-    """The central size x size window."""
-    height, width = images.shape[-2:]
-    top, left = (height - size) // 2, (width - size) // 2
-    return images[..., top:top + size, left:left + size]
 
 
 class Classifier(nn.Module):

@@ -1,0 +1,83 @@
+"""Run chapter notebooks top to bottom on a fresh kernel and print wall time and the kernel's peak memory.
+
+The chapter budget at lab scale is 4 minutes on a 2-core CPU and 2 GB of memory (a Binder session).
+This prints the numbers and how they compare with that budget; it asserts nothing.
+
+    python benchmarks/notebook_budget.py [notebooks/01_texture_vs_shape.ipynb ...] [--save]
+
+``--save`` writes the executed notebook back, so its stored outputs come from this clean run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+BUDGET_SECONDS, BUDGET_BYTES = 240, 2 * 1024**3
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and its children (the kernel may spawn workers)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run(path: Path, save: bool) -> tuple[float, int]:
+    """Execute one notebook, sampling the kernel's memory every 50 ms; return seconds and peak bytes."""
+    notebook = nbformat.read(path, as_version=4)
+    os.environ.setdefault("VITLESSONS_SCALE", "lab")
+    client = NotebookClient(notebook, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pid = getattr(getattr(client, "km", None), "provisioner", None)
+            pid = getattr(getattr(pid, "process", None), "pid", None)
+            if pid:
+                try:
+                    peak[0] = max(peak[0], _tree_rss(psutil.Process(pid)))
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    sampler.start()
+    try:
+        client.execute()
+    finally:
+        done.set()
+    seconds = time.perf_counter() - start
+    if save:
+        nbformat.write(notebook, path)
+    return seconds, peak[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--save", action="store_true", help="store the outputs of this run in the notebook")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted(Path(__file__).resolve().parents[1].glob("notebooks/[0-9]*.ipynb"))
+    print(f"{'notebook':40s} {'seconds':>8s} {'of budget':>9s} {'peak MB':>8s} {'of budget':>9s}")
+    for path in paths:
+        seconds, peak = run(path, args.save)
+        print(f"{path.name:40s} {seconds:8.0f} {seconds / BUDGET_SECONDS:9.0%} {peak / 2**20:8.0f} {peak / BUDGET_BYTES:9.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

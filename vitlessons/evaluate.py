@@ -1,0 +1,40 @@
+"""Measure which cue a classifier uses: accuracy on the cue world's splits and shape bias on conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from torch import Tensor
+
+from vitlessons.data.categories import CATEGORIES, imagenet_to_16
+from vitlessons.data.cueworld import CLASS_NAMES, CueBatch
+from vitlessons.data.stimuli import CueConflictStimuli
+from vitlessons.metrics import ShapeBias, accuracy, shape_bias
+from vitlessons.models.wrapper import Classifier
+
+
+def decisions(model: Classifier, images: Tensor, to_classes: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """The class each image is assigned, after an optional mapping of the model's probabilities."""
+    probabilities = model.predict(images)
+    return (to_classes(probabilities) if to_classes else probabilities).argmax(-1)
+
+
+def cue_world_shape_bias(model: Classifier, conflict: CueBatch) -> ShapeBias:
+    """Shape bias of a lab model on the cue world's conflict split."""
+    if conflict.split != "conflict":
+        raise ValueError(f"shape bias needs the 'conflict' split, got {conflict.split!r}")
+    return shape_bias(decisions(model, conflict.images), conflict.shapes, conflict.textures, CLASS_NAMES)
+
+
+def stimuli_shape_bias(model: Classifier, stimuli: CueConflictStimuli) -> ShapeBias:
+    """Shape bias of an ImageNet model on the Geirhos stimuli, through the 16-category decision."""
+    chosen = decisions(model, stimuli.images, to_classes=imagenet_to_16)
+    return shape_bias(chosen, stimuli.shape_labels, stimuli.texture_labels, CATEGORIES)
+
+
+def cue_world_report(model: Classifier, tests: Mapping[str, CueBatch],
+                     splits: Sequence[str] = ("aligned", "silhouette", "edges", "texture")) -> dict[str, float]:
+    """Accuracy on each cue-only split and shape bias on the conflict split: one row of a results table."""
+    row = {split: accuracy(decisions(model, tests[split].images), tests[split].labels) for split in splits}
+    row["shape bias"] = cue_world_shape_bias(model, tests["conflict"]).overall
+    return row

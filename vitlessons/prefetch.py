@@ -1,0 +1,62 @@
+"""Fetch everything the paper-scale chapters need, once, so a classroom can then work offline.
+
+    python data_scripts/prefetch.py --all            # every hub model and the cue-conflict stimuli
+    python data_scripts/prefetch.py resnet50 deit_s  # just these models
+
+Weights land in the Hugging Face cache (``HF_HOME``), the stimuli in ``VITLESSONS_DATA``; copy both
+folders to the classroom machines, or point the variables at a shared folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vitlessons.config import hub_cache_dir
+from vitlessons.data.download import FetchError, fetch_cue_conflict
+from vitlessons.models.registry import REGISTRY, WeightsUnavailable, load_model
+
+HUB_MODELS = tuple(name for name, spec in REGISTRY.items() if spec.source in ("timm", "open_clip"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitlessons-prefetch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help=f"model names, from: {', '.join(HUB_MODELS)}")
+    parser.add_argument("--all", action="store_true", help="every hub model and the stimuli")
+    parser.add_argument("--stimuli", action="store_true", help="the 1,280 cue-conflict stimuli")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load each model once (which caches its weights) and fetch the stimuli; report what failed."""
+    args = _parser().parse_args(argv)
+    unknown = [name for name in args.models if name not in HUB_MODELS]
+    if unknown:
+        print(f"unknown or offline-only model(s) {unknown}; hub models are: {', '.join(HUB_MODELS)}", file=sys.stderr)
+        return 2
+    models = HUB_MODELS if args.all else tuple(args.models)
+    if not models and not (args.all or args.stimuli):
+        _parser().print_help()
+        return 2
+    failed = []
+    for name in models:
+        try:
+            load_model(name, device="cpu")  # the libraries cache the weights; CLIP also caches its zero-shot head
+            print(f"{name}: ready (cache: {hub_cache_dir()})")
+        except (WeightsUnavailable, OSError, RuntimeError) as error:
+            failed.append(name)
+            print(f"{name}: failed: {error}", file=sys.stderr)
+    if args.all or args.stimuli:
+        try:
+            fetch_cue_conflict()
+        except FetchError as error:
+            failed.append("stimuli")
+            print(f"stimuli: failed: {error}", file=sys.stderr)
+    if failed:
+        print(f"Not fetched: {', '.join(failed)}.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
