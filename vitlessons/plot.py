@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from vitlessons.metrics import ShapeBias
+from vitlessons.tensors import check_images
 
 # Published shape bias (fraction of shape decisions among shape-or-texture decisions on the
 # 1,280 cue-conflict images) used as reference lines.
@@ -45,26 +46,6 @@ _show_figures_in_notebooks()
 
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "<", ">")
 _REFERENCE_STYLES = {"humans": ("#c0392b", "--"), "ResNet-50": ("#7f7f7f", ":")}
-_RANGE_TOLERANCE = 1e-3
-
-
-def _check_images(images: Tensor) -> Tensor:
-    """Catch normalised or channels-last tensors, which imshow would silently mangle."""
-    if not isinstance(images, Tensor):
-        raise TypeError(f"expected a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(
-            f"expected images of shape (B, 3, H, W) (or (B, 1, H, W)), got shape {tuple(images.shape)}"
-        )
-    images = images.detach().to("cpu", torch.float32)
-    if images.numel():
-        low, high = images.min().item(), images.max().item()
-        if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-            raise ValueError(
-                f"expected pixel values in [0, 1], got values from {low:.3g} to {high:.3g}; "
-                "undo the normalisation before plotting"
-            )
-    return images.clamp(0, 1)
 
 
 def image_grid(
@@ -75,7 +56,7 @@ def image_grid(
     title_size: float = 9,
 ) -> Figure:
     """Show a batch of images in a grid, each optionally titled, to look at what a model sees."""
-    images = _check_images(images)
+    images = check_images(images, channels=(1, 3)).detach().to("cpu", torch.float32).clamp(0, 1)
     count = len(images)
     if count == 0:
         raise ValueError("expected at least one image, got an empty batch")

@@ -7,17 +7,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def check_images(images: Tensor, name: str = "images") -> Tensor:
+def check_images(images: Tensor, name: str = "images", channels: tuple[int, ...] = (3,)) -> Tensor:
     """Insist on the course convention: float (B, 3, H, W) in [0, 1], on any device."""
+    layout = " or ".join(f"(B, {c}, H, W)" for c in channels)
     if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] not in channels:
+        raise ValueError(f"{name} must have shape {layout}, got shape {tuple(images.shape)}")
     if not torch.is_floating_point(images):
         raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {images.dtype} (divide uint8 by 255)")
-    low, high = images.min().item(), images.max().item()
-    if low < -1e-4 or high > 1 + 1e-4:
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}] (already normalised?)")
+    if images.numel():
+        low, high = images.min().item(), images.max().item()
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise ValueError(f"{name} must lie in [0, 1], got values from {low:.3g} to {high:.3g}; "
+                             "undo the normalisation first")
     return images
 
 
