@@ -1,0 +1,143 @@
+"""Our batched corruptions against the reference CPU implementation (corrupt-tta), in one run.
+
+For every corruption it prints throughput (images per second) of both and the ratio, the fidelity gap
+(mean PSNR of corrupted vs clean, ours minus reference, per severity) and, for corruptions that are
+deterministic given their parameters, the mean absolute difference between the two outputs. It saves a
+figure of one photo under every corruption at severity 3, ours beside the reference.
+
+    python benchmarks/perturb_benchmark.py [--batch 32] [--reference-images 4] [--out benchmarks/out]
+
+Targets on a 2-core CPU, batch 32: the whole sweep at least 20x faster per image than the reference, no
+corruption slower, every PSNR gap within 1.5 dB, and MAD under 3/255 for the deterministic ones. The
+benchmark reports misses; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from vitlessons.data.photos import PHOTOS, photos
+from vitlessons.perturb import SEVERITIES, corrupt, list_corruptions
+
+DETERMINISTIC = ("contrast", "brightness", "saturate", "pixelate", "jpeg_compression",
+                 "defocus_blur", "zoom_blur", "gaussian_blur")
+TARGET_SPEEDUP, TARGET_DB, TARGET_MAD = 20.0, 1.5, 3 / 255
+
+
+def photo_batch(size: int, count: int) -> torch.Tensor:
+    """``count`` distinct real 224 px images: crops and mirror images of the bundled photos, quantised to 8 bits."""
+    big = photos(PHOTOS, size=size + 32)
+    generator = torch.Generator().manual_seed(0)
+    crops = []
+    for index in range(count):
+        top, left = torch.randint(0, 33, (2,), generator=generator).tolist()
+        crop = big[index % len(big), :, top:top + size, left:left + size]
+        crops.append(crop.flip(-1) if (index // len(big)) % 2 else crop)
+    return (torch.stack(crops) * 255).round() / 255  # the reference reads uint8, so both see the same pixels
+
+
+def psnr(corrupted: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB, capped at 60 dB for identical images."""
+    mse = ((corrupted - clean) ** 2).flatten(1).mean(1).clamp_min(1e-6)
+    return -10 * torch.log10(mse)
+
+
+def reference(images: torch.Tensor, name: str, severity: int) -> tuple[torch.Tensor, float]:
+    """The reference's output for each image, and its seconds per image."""
+    import corrupt_tta
+
+    outputs, start = [], time.perf_counter()
+    for index, image in enumerate(images):
+        np.random.seed(index)
+        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        out = corrupt_tta.corrupt(array, severity=severity, corruption_name=name)
+        outputs.append(torch.from_numpy(np.asarray(out, dtype=np.float32) / 255).permute(2, 0, 1))
+    return torch.stack(outputs).clamp(0, 1), (time.perf_counter() - start) / len(images)
+
+
+def ours(images: torch.Tensor, name: str, severity: int) -> tuple[torch.Tensor, float]:
+    """Our output for the batch, and seconds per image."""
+    generator = torch.Generator(device=images.device).manual_seed(0)
+    if images.is_cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = corrupt(images, name, severity, generator)
+    if images.is_cuda:
+        torch.cuda.synchronize()
+    return out.cpu(), (time.perf_counter() - start) / len(images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--reference-images", type=int, default=4, help="images the (slow) reference corrupts")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    args = parser.parse_args(argv)
+    batch = photo_batch(args.size, args.batch)
+    subset = batch[:args.reference_images]
+    gpu = batch.cuda() if torch.cuda.is_available() else None
+    print(f"batch {args.batch} x {args.size} px, reference on {len(subset)} images, {torch.get_num_threads()} threads")
+    print(f"{'corruption':18s} {'ours img/s':>10s} {'ref img/s':>9s} {'ratio':>7s}  "
+          f"{'PSNR gap per severity (dB)':30s} {'max MAD':>8s}" + ("  GPU img/s" if gpu is not None else ""))
+    total_ours = total_reference = 0.0
+    misses, shown = [], {}
+    for name in list_corruptions():
+        t_ours = t_reference = 0.0
+        gaps, mads, gpu_rate = [], [], 0.0
+        for severity in SEVERITIES:
+            out, seconds = ours(batch, name, severity)
+            ref, ref_seconds = reference(subset, name, severity)
+            t_ours, t_reference = t_ours + seconds, t_reference + ref_seconds
+            gaps.append((psnr(out[:len(subset)], subset).mean() - psnr(ref, subset).mean()).item())
+            if name in DETERMINISTIC:
+                mads.append((out[:len(subset)] - ref).abs().mean().item())
+            if severity == 3:
+                shown[name] = (out[0], ref[0])
+            if gpu is not None:
+                gpu_rate += ours(gpu, name, severity)[1]
+        total_ours, total_reference = total_ours + t_ours, total_reference + t_reference
+        ratio = t_reference / t_ours
+        mad = f"{max(mads) * 255:6.2f}/255" if mads else ""
+        gpu_text = f"  {len(SEVERITIES) / gpu_rate:9.0f}" if gpu is not None else ""
+        print(f"{name:18s} {len(SEVERITIES) / t_ours:10.1f} {len(SEVERITIES) / t_reference:9.1f} {ratio:6.1f}x  "
+              f"{' '.join(f'{g:+5.2f}' for g in gaps):30s} {mad:>8s}{gpu_text}")
+        if ratio < 1:
+            misses.append(f"{name} is slower than the reference ({ratio:.2f}x)")
+        misses += [f"{name} severity {s}: PSNR gap {g:+.2f} dB" for s, g in zip(SEVERITIES, gaps) if abs(g) > TARGET_DB]
+        if mads and max(mads) >= TARGET_MAD:
+            misses.append(f"{name}: MAD {max(mads) * 255:.2f}/255")
+    overall = total_reference / total_ours
+    print(f"\nwhole sweep, {len(list_corruptions())} corruptions x 5 severities: {overall:.1f}x faster per image "
+          f"({total_ours:.3f} s vs {total_reference:.2f} s per image)")
+    if overall < TARGET_SPEEDUP:
+        misses.append(f"whole sweep only {overall:.1f}x faster (target {TARGET_SPEEDUP:.0f}x)")
+    print("all targets met" if not misses else "targets missed:\n  " + "\n  ".join(misses))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "corruptions_severity3.png"
+    _figure(shown).savefig(path, dpi=80)
+    print(f"figure: {path}")
+    return 0
+
+
+def _figure(shown: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Figure:
+    """Ours (top row of each pair) beside the reference (bottom row), one column per corruption."""
+    figure = Figure(figsize=(1.6 * len(shown), 3.6))
+    axes = figure.subplots(2, len(shown), squeeze=False)
+    for column, (name, pair) in enumerate(shown.items()):
+        for row, (image, label) in enumerate(zip(pair, ("ours", "reference"))):
+            axes[row, column].imshow(image.permute(1, 2, 0).numpy())
+            axes[row, column].set_axis_off()
+            axes[row, column].set_title(f"{name}\n{label}" if row == 0 else label, fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
