@@ -40,3 +40,21 @@ def centre_crop(images: Tensor, size: int) -> Tensor:
     height, width = images.shape[-2:]
     top, left = (height - size) // 2, (width - size) // 2
     return images[..., top:top + size, left:left + size]
+
+
+def images_generator(images: Tensor, generator: torch.Generator | None) -> torch.Generator:
+    """The caller's generator, checked to sit on the images' device, or a fresh one seeded 0 there."""
+    if generator is None:
+        return torch.Generator(device=images.device).manual_seed(0)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if _with_index(generator.device) != _with_index(images.device):
+        raise ValueError(f"the generator is on {generator.device} but the images are on {images.device}")
+    return generator
+
+
+def _with_index(device: torch.device) -> tuple[str, int | None]:
+    """A device with its index filled in, since torch.Generator(device="cuda").device carries none."""
+    if device.index is not None or device.type == "cpu":
+        return device.type, device.index
+    return device.type, torch.cuda.current_device() if device.type == "cuda" else 0

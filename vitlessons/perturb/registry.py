@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vitlessons.tensors import check_images
+from vitlessons.tensors import check_images, images_generator
 
 IMAGENET_C = (
     "gaussian_noise", "shot_noise", "impulse_noise",
@@ -77,11 +77,7 @@ def corrupt(images: Tensor, name: str, severity: int, generator: torch.Generator
         raise ValueError(f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got {tuple(images.shape[-2:])}")
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise ValueError(f"severity must be an int from 1 to 5, got {severity!r}")
-    if generator is None:
-        generator = torch.Generator(device=images.device).manual_seed(0)
-    elif generator.device != images.device:
-        raise ValueError(f"the generator is on {generator.device} but the images are on {images.device}")
-    out = spec.function(images, spec.levels[severity - 1], generator)
+    out = spec.function(images, spec.levels[severity - 1], images_generator(images, generator))
     return out.clamp(0, 1)
 
 
