@@ -1,0 +1,165 @@
+"""The noise and blur corruptions: contracts, determinism, severity order and agreement with corrupt-tta."""
+
+import numpy as np
+import pytest
+import torch
+
+from vitlessons.data.photos import photos
+from vitlessons.perturb import corrupt, get_corruption, list_corruptions
+from vitlessons.perturb.blur import glass_permutation, motion_kernels
+from vitlessons.perturb.noise import poisson
+
+NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+BLUR = ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur")
+NAMES = NOISE + BLUR
+DETERMINISTIC = ("defocus_blur", "zoom_blur", "gaussian_blur")
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def psnr(corrupted: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB."""
+    return -10 * torch.log10(((corrupted - clean) ** 2).flatten(1).mean(1).clamp_min(1e-10))
+
+
+@pytest.fixture(scope="module")
+def small() -> torch.Tensor:
+    return photos(size=64)
+
+
+@pytest.fixture(scope="module")
+def full() -> torch.Tensor:
+    """Two 224 px photos quantised to 8 bits, since the reference reads uint8."""
+    return (photos(("chelsea", "astronaut"), size=224) * 255).round() / 255
+
+
+def test_registered_in_their_families() -> None:
+    assert set(NOISE) <= set(list_corruptions("noise"))
+    assert set(BLUR) <= set(list_corruptions("blur"))
+    for name in NAMES:
+        assert len(get_corruption(name).levels) == 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape_dtype_and_range_are_kept_at_every_severity(name: str, small: torch.Tensor) -> None:
+    for severity in SEVERITIES:
+        out = corrupt(small, name, severity, generator())
+        assert out.shape == small.shape and out.dtype == small.dtype and out.device == small.device
+        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+        assert not torch.equal(out, small)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_batches_stay_float64(name: str, small: torch.Tensor) -> None:
+    out = corrupt(small[:2].double(), name, 3, generator())
+    assert out.dtype == torch.float64
+    if name not in NOISE:  # the noise is drawn in float64 too, so it differs
+        assert (out - corrupt(small[:2], name, 3, generator()).double()).abs().mean() < 2e-3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_output_and_other_seed_other_noise(name: str, small: torch.Tensor) -> None:
+    for severity in (1, 5):
+        first = corrupt(small, name, severity, generator(7))
+        assert torch.equal(first, corrupt(small, name, severity, generator(7)))
+        other = corrupt(small, name, severity, generator(8))
+        if name in DETERMINISTIC:
+            assert torch.equal(first, other)
+        else:
+            assert not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_higher_severity_corrupts_more(name: str, small: torch.Tensor) -> None:
+    quality = [psnr(corrupt(small, name, s, generator()), small).mean().item() for s in SEVERITIES]
+    # never better at a higher severity (motion blur's severities 2-4 share a radius, hence the tolerance)
+    assert all(later <= earlier + 0.05 for earlier, later in zip(quality, quality[1:])), quality
+    assert quality[-1] < quality[0] - 1.5, quality
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_works_on_32_pixel_and_non_square_images(name: str, small: torch.Tensor) -> None:
+    for images in (photos(size=32), small[:2, :, :40, :]):
+        for severity in SEVERITIES:
+            out = corrupt(images, name, severity, generator())
+            assert out.shape == images.shape and torch.isfinite(out).all()
+            assert out.min() >= 0 and out.max() <= 1
+
+
+def _reference(images: torch.Tensor, name: str, severity: int) -> torch.Tensor:
+    corrupt_tta = pytest.importorskip("corrupt_tta")
+    outputs = []
+    for index, image in enumerate(images):
+        np.random.seed(index)
+        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        out = corrupt_tta.corrupt(array, severity=severity, corruption_name=name)
+        outputs.append(torch.from_numpy(np.asarray(out, dtype=np.float32) / 255).permute(2, 0, 1))
+    return torch.stack(outputs).clamp(0, 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_agrees_with_the_reference_implementation(name: str, full: torch.Tensor) -> None:
+    for severity in SEVERITIES:
+        ours = corrupt(full, name, severity, generator())
+        reference = _reference(full, name, severity)
+        gap = psnr(ours, full).mean() - psnr(reference, full).mean()
+        assert abs(gap) < 1.5, f"{name} severity {severity}: PSNR gap {gap:+.2f} dB"
+        if name in DETERMINISTIC:
+            mad = (ours - reference).abs().mean().item()
+            assert mad < 3 / 255, f"{name} severity {severity}: mean absolute difference {mad * 255:.2f}/255"
+
+
+def test_glass_shuffle_is_exactly_the_sequential_swaps() -> None:
+    for height, width, delta, iterations in ((12, 13, 1, 2), (15, 11, 2, 3), (20, 20, 4, 2), (9, 9, 4, 1)):
+        gen = generator(1)
+        offsets = [(torch.randint(-delta, delta, (2, height, width), generator=gen),
+                    torch.randint(-delta, delta, (2, height, width), generator=gen)) for _ in range(iterations)]
+        ours = glass_permutation(2, height, width, delta, iterations, offsets=offsets)
+        for b in range(2):
+            index = np.arange(height * width).reshape(height, width)
+            for dy, dx in offsets:
+                for row in range(delta, height - delta):
+                    for col in range(delta, width - delta):
+                        r, c = row + int(dy[b, row, col]), col + int(dx[b, row, col])
+                        index[row, col], index[r, c] = index[r, c], index[row, col]
+            assert np.array_equal(ours[b].numpy(), index.ravel())
+    drawn = glass_permutation(3, 40, 40, 2, 3, generator(0))
+    assert torch.equal(drawn.sort(1).values, torch.arange(1600).expand(3, -1))  # a permutation per image
+
+
+def test_motion_kernels_match_opencv() -> None:
+    cv2 = pytest.importorskip("cv2")
+    angles = np.array([-45.0, -31.7, -2.5, 0.0, 13.7, 30.123, 45.0])
+    for radius in (3, 10, 20):
+        ours = motion_kernels(radius, torch.from_numpy(angles)).double().numpy()
+        for kernel, angle in zip(ours, angles):
+            size = 2 * radius + 1
+            line = np.zeros((size, size))
+            line[radius] = 1
+            rotation = cv2.getRotationMatrix2D((radius, radius), angle, 1)
+            expected = cv2.warpAffine(line, rotation, (size, size))
+            np.testing.assert_allclose(kernel, expected / expected.sum(), atol=1e-6)
+
+
+def test_poisson_sampler_has_poisson_moments() -> None:
+    rates = torch.tensor([0.0, 0.3, 2.5, 9.99, 10.5, 37.0, 60.0]).repeat_interleave(100_000)
+    counts = poisson(rates, generator()).view(7, -1)
+    assert torch.equal(counts, counts.round()) and counts.min() >= 0
+    lam = rates.view(7, -1)[:, 0]
+    assert (counts[0] == 0).all()
+    standard_error = (lam / 100_000).sqrt()
+    assert ((counts.mean(1) - lam).abs() <= 5 * standard_error + 1e-6).all(), counts.mean(1)
+    assert ((counts.var(1) / lam.clamp_min(1e-9) - 1)[1:].abs() < 0.03).all(), counts.var(1)
+    assert abs((counts[1] == 0).float().mean().item() - np.exp(-0.3)) < 0.005  # P(0), not only the moments
+
+
+def test_impulse_noise_flips_the_published_fraction_to_black_or_white() -> None:
+    grey = torch.full((4, 3, 64, 64), 0.5)
+    for severity, amount in zip(SEVERITIES, get_corruption("impulse_noise").levels):
+        out = corrupt(grey, "impulse_noise", severity, generator())
+        salt, pepper = (out == 1).float().mean().item(), (out == 0).float().mean().item()
+        assert abs(salt - amount / 2) < 0.01 and abs(pepper - amount / 2) < 0.01
+        assert ((out == 0.5) | (out == 0) | (out == 1)).all()
