@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from corruption_reference import reference
+
 from vitlessons.data.photos import photos
 from vitlessons.perturb import corrupt, get_corruption, list_corruptions
 from vitlessons.perturb.blur import glass_permutation, motion_kernels
@@ -89,26 +91,15 @@ def test_works_on_32_pixel_and_non_square_images(name: str, small: torch.Tensor)
             assert out.min() >= 0 and out.max() <= 1
 
 
-def _reference(images: torch.Tensor, name: str, severity: int) -> torch.Tensor:
-    corrupt_tta = pytest.importorskip("corrupt_tta")
-    outputs = []
-    for index, image in enumerate(images):
-        np.random.seed(index)
-        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        out = corrupt_tta.corrupt(array, severity=severity, corruption_name=name)
-        outputs.append(torch.from_numpy(np.asarray(out, dtype=np.float32) / 255).permute(2, 0, 1))
-    return torch.stack(outputs).clamp(0, 1)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_agrees_with_the_reference_implementation(name: str, full: torch.Tensor) -> None:
     for severity in SEVERITIES:
         ours = corrupt(full, name, severity, generator())
-        reference = _reference(full, name, severity)
-        gap = psnr(ours, full).mean() - psnr(reference, full).mean()
+        theirs = reference(full, name, severity)
+        gap = psnr(ours, full).mean() - psnr(theirs, full).mean()
         assert abs(gap) < 1.5, f"{name} severity {severity}: PSNR gap {gap:+.2f} dB"
         if name in DETERMINISTIC:
-            mad = (ours - reference).abs().mean().item()
+            mad = (ours - theirs).abs().mean().item()
             assert mad < 3 / 255, f"{name} severity {severity}: mean absolute difference {mad * 255:.2f}/255"
 
 

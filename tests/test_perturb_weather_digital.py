@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from corruption_reference import reference
+
 from vitlessons.data.photos import photos
 from vitlessons.perturb import SEVERITIES, corrupt, get_corruption, list_corruptions
 from vitlessons.perturb.digital import gaussian_smooth, hsv_to_rgb, rgb_to_hsv
-from vitlessons.perturb.weather import _frost_texture, frost_textures, motion_kernels, plasma_fractal
+from vitlessons.perturb.weather import _frost_texture, frost_textures, plasma_fractal
 
 WEATHER = ("snow", "frost", "fog", "spatter")
 DIGITAL = ("brightness", "contrast", "saturate", "elastic_transform", "pixelate", "jpeg_compression")
@@ -55,18 +57,6 @@ def psnr(corrupted: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def reference(images: torch.Tensor, name: str, severity: int) -> torch.Tensor:
-    """corrupt-tta on each image (image i under np.random.seed(i)), as a batch in [0, 1]."""
-    corrupt_tta = pytest.importorskip("corrupt_tta")
-    outputs = []
-    for index, image in enumerate(images):
-        np.random.seed(index)
-        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        out = corrupt_tta.corrupt(array, severity=severity, corruption_name=name)
-        outputs.append(torch.from_numpy(np.asarray(out, dtype=np.float32) / 255).permute(2, 0, 1))
-    return torch.stack(outputs).clamp(0, 1)
 
 
 def test_registered_with_five_levels() -> None:
@@ -163,17 +153,6 @@ def test_gaussian_smooth_is_scipys(sigma: float) -> None:
     noise = torch.rand(2, 1, 40, 37, generator=seeded(), dtype=torch.float64)
     expected = np.stack([ndimage.gaussian_filter(n[0].numpy(), sigma, mode="reflect", truncate=3.0) for n in noise])
     assert np.abs(gaussian_smooth(noise, sigma, truncate=3.0)[:, 0].numpy() - expected).max() < 1e-5
-
-
-def test_motion_kernels_are_opencvs_rotated_line() -> None:
-    cv2 = pytest.importorskip("cv2")
-    angles = torch.tensor([-135.0, -100.0, -60.0, -45.0])
-    kernels = motion_kernels(12, angles)
-    for kernel, angle in zip(kernels, angles.tolist()):
-        line = np.zeros((25, 25))
-        line[12] = 1
-        expected = cv2.warpAffine(line, cv2.getRotationMatrix2D((12, 12), angle, 1), (25, 25))
-        assert np.abs(kernel[0].numpy() - expected / expected.sum()).max() < 2e-3  # OpenCV rounds to 1/32 px
 
 
 def test_plasma_fractal_is_the_reference_diamond_square(monkeypatch: pytest.MonkeyPatch) -> None:

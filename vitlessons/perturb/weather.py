@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vitlessons.perturb.blur import motion_kernels
 from vitlessons.perturb.digital import gaussian_smooth
 from vitlessons.perturb.registry import corruption
 
-__all__ = ["FOG_DECAY", "frost_textures", "motion_kernels", "plasma_fractal"]
+__all__ = ["FOG_DECAY", "frost_textures", "plasma_fractal"]
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator,
@@ -99,28 +100,10 @@ def fog(images: Tensor, level: tuple[float, float], generator: torch.Generator) 
 
 # ----------------------------------------------------------------------------------------------- snow
 
-def motion_kernels(radius: int, angles: Tensor) -> Tensor:
-    """(B, 1, 2r+1, 2r+1) motion-blur kernels: a horizontal line of 2r+1 ones rotated by ``angles`` (degrees,
-    counter-clockwise as displayed) about its centre with bilinear interpolation, each summing to 1.
-
-    They are computed in double precision on the CPU (MPS has no float64) and returned on ``angles``' device."""
-    size = 2 * radius + 1
-    theta = torch.deg2rad(angles.detach().cpu().double())[:, None, None]
-    offsets = torch.arange(size, dtype=torch.float64) - radius
-    dy, dx = offsets[None, :, None], offsets[None, None, :]
-    # where each kernel pixel comes from in the unrotated line image (the inverse rotation)
-    along = torch.cos(theta) * dx - torch.sin(theta) * dy
-    across = torch.sin(theta) * dx + torch.cos(theta) * dy
-    weight = (1 - across.abs()).clamp_min(0)
-    weight = weight * (1 - (along.abs() - radius).clamp_min(0)).clamp_min(0)  # the line's ends fade out
-    weight = weight / weight.sum((1, 2), keepdim=True)
-    return weight[:, None].to(angles.device, angles.dtype)
-
-
 def _motion_blur(layer: Tensor, radius: int, angles: Tensor) -> Tensor:
     """Correlate each (B, 1, H, W) map with its own rotated line kernel (OpenCV's mirrored border)."""
     batch, _, height, width = layer.shape
-    kernels = motion_kernels(radius, angles).to(layer.dtype)
+    kernels = motion_kernels(radius, angles)[:, None].to(layer.dtype)
     padded = F.pad(layer.reshape(1, batch, height, width), (radius,) * 4, mode="reflect")
     return F.conv2d(padded, kernels, groups=batch).reshape(batch, 1, height, width)
 
