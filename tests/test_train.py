@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from vitlessons.data import cueworld
-from vitlessons.evaluate import cue_world_report, cue_world_shape_bias
+from vitlessons.evaluate import cue_world_report, cue_world_shape_bias, decisions
 from vitlessons.models import load_model
-from vitlessons.train import fit, predict_labels
+from vitlessons.train import fit
 
 
 def small_run(seed: int):
@@ -25,10 +25,10 @@ def test_same_seed_gives_the_same_model_and_history() -> None:
 def test_training_lowers_the_loss_and_learns_the_aligned_world() -> None:
     data = cueworld.make_split("aligned", 600, seed=0, size=32)
     model = load_model("lab_cnn", labels=cueworld.CLASS_NAMES, device="cpu", image_size=32)
-    before = (predict_labels(model, data.images) == data.labels).float().mean().item()
+    before = (decisions(model, data.images) == data.labels).float().mean().item()
     history = fit(model, data.images, data.labels, epochs=4, batch_size=32, lr=4e-3, progress=False)
     assert history.loss[-1] < history.loss[0] and len(history.accuracy) == 4 and history.seconds > 0
-    after = (predict_labels(model, data.images) == data.labels).float().mean().item()
+    after = (decisions(model, data.images) == data.labels).float().mean().item()
     assert after > 0.6 and after > before + 0.3
 
 

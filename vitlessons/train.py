@@ -79,11 +79,3 @@ def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.1) -> Callable[[
         progress = (step - warmup) / max(1, total_steps - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return factor
-
-
-@torch.no_grad()
-def predict_labels(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
-    """Arg-max class per image, in eval mode and in batches."""
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model(images[i:i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(images), batch_size)])

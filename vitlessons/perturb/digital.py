@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vitlessons.perturb.blur import gaussian_kernel1d
 from vitlessons.perturb.registry import corruption
 
 __all__ = ["rgb_to_hsv", "hsv_to_rgb", "gaussian_smooth"]
@@ -112,18 +113,10 @@ def _mirror(index: Tensor, size: int, mode: str) -> Tensor:
     return torch.where(index < size, index, period - index - (1 if mode == "symmetric" else 0))
 
 
-def _gaussian_kernel(sigma: float, truncate: float) -> Tensor:
-    """The normalised 1-D Gaussian of SciPy (radius int(truncate * sigma + 0.5)) in float64."""
-    radius = int(truncate * sigma + 0.5)
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    return kernel / kernel.sum()
-
-
 @functools.lru_cache(maxsize=64)
 def _smoothing_matrix(size: int, sigma: float, truncate: float, mode: str) -> Tensor:
     """The (size, size) matrix of a 1-D Gaussian filter with mirrored borders, for very wide kernels."""
-    kernel = _gaussian_kernel(sigma, truncate)
+    kernel = gaussian_kernel1d(sigma, truncate, dtype=torch.float64)
     radius = (len(kernel) - 1) // 2
     rows = torch.arange(size)[:, None].expand(size, len(kernel))
     columns = _mirror(rows + torch.arange(-radius, radius + 1), size, mode)
@@ -143,7 +136,7 @@ def _pad_axis(x: Tensor, radius: int, mode: str, dim: int) -> Tensor:
 def _smooth_axis(x: Tensor, sigma: float, truncate: float, mode: str, dim: int) -> Tensor:
     """Gaussian filter along the last (dim=-1) or second-last (dim=-2) axis of a (..., H, W) tensor."""
     size = x.shape[dim]
-    kernel = _gaussian_kernel(sigma, truncate).tolist()
+    kernel = gaussian_kernel1d(sigma, truncate, dtype=torch.float64).tolist()
     radius = (len(kernel) - 1) // 2
     if radius == 0:
         return x
