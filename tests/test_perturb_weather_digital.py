@@ -10,7 +10,8 @@ from corruption_reference import reference
 
 from vitlessons.data.photos import photos
 from vitlessons.perturb import SEVERITIES, corrupt, get_corruption, list_corruptions
-from vitlessons.perturb.digital import gaussian_smooth, hsv_to_rgb, rgb_to_hsv
+from vitlessons.perturb.blur import gaussian_filter
+from vitlessons.perturb.digital import hsv_to_rgb, rgb_to_hsv
 from vitlessons.perturb.weather import _frost_texture, frost_textures, plasma_fractal
 
 WEATHER = ("snow", "frost", "fog", "spatter")
@@ -148,11 +149,11 @@ def test_hsv_round_trip_and_the_shortcuts(small: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("sigma", [0.5, 2.24, 17.92, 156.8])
-def test_gaussian_smooth_is_scipys(sigma: float) -> None:
+def test_gaussian_filter_is_scipys(sigma: float) -> None:
     ndimage = pytest.importorskip("scipy.ndimage")
     noise = torch.rand(2, 1, 40, 37, generator=seeded(), dtype=torch.float64)
     expected = np.stack([ndimage.gaussian_filter(n[0].numpy(), sigma, mode="reflect", truncate=3.0) for n in noise])
-    assert np.abs(gaussian_smooth(noise, sigma, truncate=3.0)[:, 0].numpy() - expected).max() < 1e-5
+    assert np.abs(gaussian_filter(noise, sigma, 3.0, "symmetric")[:, 0].numpy() - expected).max() < 1e-5
 
 
 def test_plasma_fractal_is_the_reference_diamond_square(monkeypatch: pytest.MonkeyPatch) -> None:

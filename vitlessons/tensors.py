@@ -17,7 +17,7 @@ def check_images(images: Tensor, name: str = "images", channels: tuple[int, ...]
     if not torch.is_floating_point(images):
         raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {images.dtype} (divide uint8 by 255)")
     if images.numel():
-        low, high = images.min().item(), images.max().item()
+        low, high = (value.item() for value in torch.aminmax(images))  # one pass over the batch
         if low < -1e-3 or high > 1 + 1e-3:
             raise ValueError(f"{name} must lie in [0, 1], got values from {low:.3g} to {high:.3g}; "
                              "undo the normalisation first")

@@ -25,7 +25,7 @@ from torch import Tensor
 from vitlessons.perturb.registry import corruption
 
 __all__ = [
-    "defocus_blur", "disk_kernel", "filter2d", "gaussian_blur", "gaussian_filter", "gaussian_kernel1d",
+    "BORDERS", "defocus_blur", "disk_kernel", "filter2d", "gaussian_blur", "gaussian_filter", "gaussian_kernel1d",
     "glass_blur", "glass_permutation", "motion_blur", "motion_kernels", "pad2d", "zoom_blur",
 ]
 
@@ -36,26 +36,27 @@ __all__ = [
 def _border_index(size: int, pad: int, mode: str, device: torch.device) -> Tensor:
     """Source index of each of the ``size + 2 * pad`` padded positions along one axis."""
     index = torch.arange(-pad, size + pad, device=device)
+    if mode not in BORDERS:
+        raise ValueError(f"unknown border mode {mode!r}; use one of {', '.join(BORDERS)}")
     if mode == "nearest" or size == 1:
         return index.clamp(0, size - 1)
-    if mode != "reflect":
-        raise ValueError(f"unknown border mode {mode!r}; use 'reflect' or 'nearest'")
-    period = 2 * (size - 1)  # reflect-101 is periodic, so any pad works, even one wider than the image
+    period = 2 * size if mode == "symmetric" else 2 * (size - 1)  # mirrors are periodic: any pad works
     index = index.remainder(period)
-    return torch.where(index >= size, period - index, index)
+    return torch.where(index >= size, period - index - int(mode == "symmetric"), index)
+
+
+BORDERS = ("reflect", "symmetric", "nearest")  # dcb|abcd|cba (OpenCV's default), cba|abcd|dcb, aaa|abcd|ddd
 
 
 def pad2d(images: Tensor, pad_h: int, pad_w: int, mode: str = "reflect") -> Tensor:
-    """Pad the last two axes by ``pad_h`` and ``pad_w`` on each side.
+    """Pad the last two axes by ``pad_h`` and ``pad_w`` on each side, by one of the ``BORDERS``.
 
-    ``mode='reflect'`` mirrors without repeating the edge (OpenCV's BORDER_REFLECT_101, torch's 'reflect');
-    ``mode='nearest'`` repeats the edge (scipy and scikit-image's 'nearest'). Unlike ``F.pad`` it accepts
-    pads wider than the image.
+    ``'reflect'`` mirrors without repeating the edge (OpenCV's BORDER_REFLECT_101, torch's 'reflect'),
+    ``'symmetric'`` repeats it (SciPy's 'reflect'), ``'nearest'`` repeats the edge pixel. Unlike ``F.pad`` it
+    accepts pads wider than the image.
     """
     height, width = images.shape[-2:]
-    if mode not in ("reflect", "nearest"):
-        raise ValueError(f"unknown border mode {mode!r}; use 'reflect' or 'nearest'")
-    if mode == "nearest" or (pad_h < height and pad_w < width):  # torch's own padding is quicker
+    if mode == "nearest" or (mode == "reflect" and pad_h < height and pad_w < width):  # torch's is quicker
         shape = images.shape
         flat = images.reshape(-1, 1, height, width)  # 4-D for any number of leading axes
         padded = F.pad(flat, (pad_w, pad_w, pad_h, pad_h), mode="replicate" if mode == "nearest" else "reflect")
@@ -85,39 +86,38 @@ def _band_matrix(kernel: Tensor, size: int, mode: str) -> Tensor:
 
 
 def _filter_axis(images: Tensor, kernel: Tensor, axis: int, mode: str) -> Tensor:
-    """Correlate every channel of a (B, C, H, W) batch with a 1-D kernel along ``axis`` (-2 or -1).
+    """Correlate a (..., H, W) tensor with a 1-D kernel along ``axis`` (-2 or -1), borders by ``mode``.
 
-    A depthwise convolution of the padded batch, or, on a CPU, for long kernels on images up to 512 pixels,
-    a product with a banded matrix that holds the kernel and the border rule (BLAS beats the convolution
-    there; on GPUs the convolution is fast, and batched matrix products need not repeat bit for bit).
+    Narrow kernels: a weighted sum of shifted views of the padded tensor (on a CPU several times quicker
+    than a depthwise convolution). Wide ones: a product with a banded matrix that holds the kernel and
+    the border rule.
     """
-    size = images.shape[axis]
-    if kernel.numel() > 32 and size <= 512 and images.device.type == "cpu":
+    size, radius = images.shape[axis], kernel.numel() // 2
+    if radius == 0:
+        return images * kernel.item()
+    if radius > 12 or radius >= size:
         matrix = _band_matrix(kernel, size, mode)
         return matrix @ images if axis == -2 else images @ matrix.T
-    radius = kernel.numel() // 2
-    batch, channels, height, width = images.shape
-    if axis == -2:
-        padded, weight = pad2d(images, radius, 0, mode), kernel.view(1, 1, -1, 1)
-    else:
-        padded, weight = pad2d(images, 0, radius, mode), kernel.view(1, 1, 1, -1)
-    planes = batch * channels  # every plane its own group: quicker than a batch of 3-channel images
-    out = F.conv2d(padded.reshape(1, planes, *padded.shape[-2:]), weight.expand(planes, 1, *weight.shape[2:]),
-                   groups=planes)
-    return out.view(batch, channels, height, width)
+    padded = pad2d(images, radius, 0, mode) if axis == -2 else pad2d(images, 0, radius, mode)
+    weights = kernel.tolist()
+    out = padded.narrow(axis, 0, size) * weights[0]
+    for offset in range(1, len(weights)):
+        out.add_(padded.narrow(axis, offset, size), alpha=weights[offset])
+    return out
 
 
 def separable_filter(images: Tensor, kernel: Tensor, mode: str = "nearest") -> Tensor:
-    """Correlate each channel with ``kernel`` along the rows, then along the columns."""
+    """Correlate the last two axes with ``kernel`` along the rows, then along the columns."""
     kernel = kernel.to(dtype=images.dtype, device=images.device)
     return _filter_axis(_filter_axis(images, kernel, -2, mode), kernel, -1, mode)
 
 
 def gaussian_filter(images: Tensor, sigma: float, truncate: float = 4.0, mode: str = "nearest") -> Tensor:
-    """Gaussian blur of each channel, as ``skimage.filters.gaussian(x, sigma, channel_axis=-1)``.
+    """Gaussian blur of the last two axes (each channel), as scipy.ndimage's ``gaussian_filter``.
 
-    That is scipy.ndimage's gaussian filter: separable, radius ``int(truncate * sigma + 0.5)``, the border
-    repeated (``mode='nearest'``).
+    Separable, radius ``int(truncate * sigma + 0.5)``; ``mode`` is one of the ``BORDERS``: the default
+    'nearest' is ``skimage.filters.gaussian`` as ImageNet-C calls it, 'symmetric' SciPy's default, and
+    'reflect' with ``truncate=4`` OpenCV's ``GaussianBlur`` with ``ksize=(0, 0)`` on float images.
     """
     kernel = gaussian_kernel1d(sigma, truncate)
     return _by_chunks(lambda chunk: separable_filter(_work(chunk), kernel, mode).to(images.dtype), images)
@@ -333,7 +333,7 @@ def glass_blur(images: Tensor, level: tuple[float, int, int], generator: torch.G
     return gaussian_filter(torch.cat(shuffled).view_as(blurred), sigma)
 
 
-_GLASS_CHUNK = 32  # images shuffled at once: the index buffers take ~25 bytes per image, pass and pixel
+_GLASS_CHUNK = 32  # images shuffled at once: the index buffers take ~40 bytes per image, pass and pixel
 
 
 def glass_permutation(batch: int, height: int, width: int, max_delta: int, iterations: int,
@@ -358,41 +358,40 @@ def glass_permutation(batch: int, height: int, width: int, max_delta: int, itera
     d = max_delta
     if d < 1 or iterations < 1 or height <= 2 * d or width <= 2 * d:
         return torch.arange(height * width, device=device).repeat(batch, 1)
-    index = torch.int32 if batch * height * width < 2 ** 31 else torch.long  # int32: less memory traffic
-    source = torch.arange(height * width, device=device, dtype=index).repeat(batch, 1)
-    layout = _glass_layout(height, width, d, iterations)
-    pixels, there_rows, swap_rows = (t.to(device) for t in layout[:3])
-    blocks, entries = layout[3], there_rows.numel()
-    if offsets is not None:
+    # pixel-major (H * W, batch) map of source pixels: one step of all images touches neighbouring memory,
+    # and a wavefront's working set (a few image rows) stays in cache
+    source = torch.arange(height * width, device=device)[:, None].repeat(1, batch)
+    pixel, position, blocks = (t.to(device) if isinstance(t, Tensor) else t
+                               for t in _glass_layout(height, width, d, iterations))
+    if offsets is not None:  # the tests' offsets come in pass-major raster order; put them in step order
         r, c = torch.meshgrid(torch.arange(d, height - d), torch.arange(d, width - d), indexing="ij")
-        moves = torch.stack([(dy[:, r, c] * width + dx[:, r, c]).reshape(batch, -1)
-                             for dy, dx in offsets[:iterations]], 1).reshape(batch, -1).T.to(device, index)
-    else:  # the offsets are independent, so draw them straight into the layout's order; one draw per pair
-        pair = torch.randint(0, 4 * d * d, (entries * batch,), generator=generator, device=device, dtype=index)
-        steps = torch.arange(4 * d * d, device=device, dtype=index)
+        raster = torch.stack([(dy[:, r, c] * width + dx[:, r, c]).reshape(batch, -1)
+                              for dy, dx in offsets[:iterations]], 1).reshape(batch, -1).T.to(device)
+        moves = torch.empty_like(raster).index_copy_(0, position, raster)
+    else:  # the offsets are independent, so draw them straight in step order; one draw per (dy, dx) pair
+        pair = torch.randint(0, 4 * d * d, (pixel.numel() * batch,), generator=generator, device=device)
+        steps = torch.arange(4 * d * d, device=device)
         table = (steps // (2 * d) - d) * width + (steps % (2 * d) - d)  # dy * W + dx for each pair
-        moves = table.index_select(0, pair).view(entries, batch)
-    image_start = torch.arange(batch, device=device, dtype=index) * (height * width)
-    # flat indices into the (batch * H * W) index map: per time step a block of rows, the pixels that move
-    # then their partners (each row holds one pixel for every image); ``write`` swaps the two halves
-    read = pixels.to(index)[:, None] + image_start
-    read.index_add_(0, there_rows, moves)
-    write = read.index_select(0, swap_rows)
+        moves = table.index_select(0, pair).view(-1, batch)
+    # flat indices into the map: each step's pixel, and its partner, for every image
+    here = pixel[:, None] * batch + torch.arange(batch, device=device)
+    there = torch.add(here, moves, alpha=batch)
     flat = source.view(-1)
-    for start, stop in blocks:
-        flat.index_put_((write[start:stop].view(-1),), flat.index_select(0, read[start:stop].view(-1)))
-    return source.long()
+    for start, stop in blocks:  # the steps of one wavefront touch disjoint pixels: swap them all at once
+        mine, theirs = here[start:stop].view(-1), there[start:stop].view(-1)
+        partner_values = flat.index_select(0, theirs)
+        flat.scatter_(0, theirs, flat.index_select(0, mine))
+        flat.scatter_(0, mine, partner_values)
+    return source.T
 
 
 @functools.lru_cache(maxsize=8)
-def _glass_layout(height: int, width: int, d: int, iterations: int) -> tuple[Tensor, Tensor, Tensor, list]:
+def _glass_layout(height: int, width: int, d: int, iterations: int) -> tuple[Tensor, Tensor, list]:
     """The image-independent schedule of ``glass_permutation``, on the CPU.
 
-    Every step (pass i, interior pixel (r, c)) runs at time ``2d * r + c + i * lag``; the steps of one time
-    form a block of rows: first the n pixels they move, then the n partners. Returns the pixel of each row
-    (a partner row holds its step's pixel, to which the random offset is added), the partner row of each
-    step (steps in pass-major raster order), the row permutation swapping the halves of every block, and
-    the (start, stop) rows of the blocks.
+    Every step (pass i, interior pixel (r, c)) runs at time ``2d * r + c + i * lag``. Returns the steps
+    sorted by time (within a time: earlier passes first, then by row) as the pixel each moves, the sorted
+    position of each step given in pass-major raster order, and the (start, stop) positions of each time.
     """
     # Steps that can touch a common pixel are under 2d apart in row and column, so their wavefronts differ by
     # at most (2d - 1) * 2d + (2d - 1): one pass running ``lag`` behind the one before finds those done.
@@ -416,13 +415,8 @@ def _glass_layout(height: int, width: int, d: int, iterations: int) -> tuple[Ten
     rank = r.expand(iterations, -1).reshape(-1) - first_row(step_pass)
     for i in range(1, iterations):
         rank += members(torch.full_like(step_pass, i - 1)) * (step_pass >= i)
-    size = sizes[time]
-    here_rows = 2 * starts[time] + rank
-    there_rows = here_rows + size
-    pixels = torch.empty(2 * time.numel(), dtype=torch.long)
-    step_pixel = (r * width + c).expand(iterations, -1).reshape(-1)
-    pixels[here_rows], pixels[there_rows] = step_pixel, step_pixel
-    swap_rows = torch.empty_like(pixels)
-    swap_rows[here_rows], swap_rows[there_rows] = there_rows, here_rows
-    blocks = [(2 * a, 2 * (a + n)) for a, n in zip(starts.tolist(), sizes.tolist()) if n]
-    return pixels, there_rows, swap_rows, blocks
+    position = starts[time] + rank
+    pixel = torch.empty_like(position)
+    pixel[position] = (r * width + c).expand(iterations, -1).reshape(-1)
+    blocks = [(a, a + n) for a, n in zip(starts.tolist(), sizes.tolist()) if n]
+    return pixel, position, blocks

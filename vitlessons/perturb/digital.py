@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vitlessons.perturb.blur import gaussian_kernel1d
+from vitlessons.perturb.blur import gaussian_filter
 from vitlessons.perturb.registry import corruption
 
-__all__ = ["rgb_to_hsv", "hsv_to_rgb", "gaussian_smooth"]
+__all__ = ["rgb_to_hsv", "hsv_to_rgb"]
 
 
 # ----------------------------------------------------------------------------------------------- colour
@@ -101,68 +101,6 @@ def saturate(images: Tensor, level: tuple[float, float], generator: torch.Genera
     return out
 
 
-# ----------------------------------------------------------------------------------------------- filters
-
-def _mirror(index: Tensor, size: int, mode: str) -> Tensor:
-    """Fold out-of-range indices back into [0, size): 'symmetric' repeats the edge pixel (SciPy's
-    'reflect'), 'reflect101' does not (OpenCV's default border), as often as the kernel needs."""
-    if size == 1:
-        return torch.zeros_like(index)
-    period = 2 * size if mode == "symmetric" else 2 * size - 2
-    index = index % period
-    return torch.where(index < size, index, period - index - (1 if mode == "symmetric" else 0))
-
-
-@functools.lru_cache(maxsize=64)
-def _smoothing_matrix(size: int, sigma: float, truncate: float, mode: str) -> Tensor:
-    """The (size, size) matrix of a 1-D Gaussian filter with mirrored borders, for very wide kernels."""
-    kernel = gaussian_kernel1d(sigma, truncate, dtype=torch.float64)
-    radius = (len(kernel) - 1) // 2
-    rows = torch.arange(size)[:, None].expand(size, len(kernel))
-    columns = _mirror(rows + torch.arange(-radius, radius + 1), size, mode)
-    matrix = torch.zeros(size, size, dtype=torch.float64)
-    matrix.index_put_((rows.reshape(-1), columns.reshape(-1)), kernel.repeat(size), accumulate=True)
-    return matrix.float()
-
-
-def _pad_axis(x: Tensor, radius: int, mode: str, dim: int) -> Tensor:
-    """Mirror-pad one of the last two axes by ``radius`` (< its length) on both sides."""
-    if mode == "reflect101":
-        return F.pad(x, (radius, radius) if dim == -1 else (0, 0, radius, radius), mode="reflect")
-    size = x.shape[dim]
-    return torch.cat([x.narrow(dim, 0, radius).flip(dim), x, x.narrow(dim, size - radius, radius).flip(dim)], dim)
-
-
-def _smooth_axis(x: Tensor, sigma: float, truncate: float, mode: str, dim: int) -> Tensor:
-    """Gaussian filter along the last (dim=-1) or second-last (dim=-2) axis of a (..., H, W) tensor."""
-    size = x.shape[dim]
-    kernel = gaussian_kernel1d(sigma, truncate, dtype=torch.float64).tolist()
-    radius = (len(kernel) - 1) // 2
-    if radius == 0:
-        return x
-    if radius > 12 or radius >= size:  # wide kernels: one dense matrix product (it folds the mirrored border)
-        matrix = _smoothing_matrix(size, float(sigma), float(truncate), mode).to(x.device, x.dtype)
-        return x @ matrix.T if dim == -1 else matrix @ x
-    # narrow kernels: a weighted sum of shifted views, much faster than a one-channel convolution on a CPU
-    shape = x.shape
-    padded = _pad_axis(x.reshape(-1, *shape[-2:]), radius, mode, dim)
-    out = padded.narrow(dim, 0, size) * kernel[0]
-    for offset in range(1, len(kernel)):
-        out.add_(padded.narrow(dim, offset, size), alpha=kernel[offset])
-    return out.reshape(shape)
-
-
-def gaussian_smooth(x: Tensor, sigma: float, truncate: float = 4.0, mode: str = "symmetric") -> Tensor:
-    """Separable Gaussian blur of the last two axes of ``x`` with mirrored borders.
-
-    ``truncate=4, mode='symmetric'`` is SciPy's (and scikit-image's) ``gaussian_filter``; ``truncate=4,
-    mode='reflect101'`` is OpenCV's ``GaussianBlur`` with ``ksize=(0, 0)`` on float images.
-    """
-    if mode not in ("symmetric", "reflect101"):
-        raise ValueError(f"mode must be 'symmetric' or 'reflect101', got {mode!r}")
-    return _smooth_axis(_smooth_axis(x, sigma, truncate, mode, -1), sigma, truncate, mode, -2)
-
-
 # ----------------------------------------------------------------------------------------------- geometry
 
 @corruption("elastic_transform", "digital", (
@@ -205,7 +143,7 @@ def elastic_transform(images: Tensor, level: tuple[float, float, float], generat
     # displacement: uniform noise in [-1, 1], smoothed and scaled, dx then dy; now -1 and 1 are the outer edges of
     # the edge pixels, so 'reflection' mirrors like SciPy's mode='reflect'
     noise = torch.rand(batch, 2, height, width, generator=generator, device=device, dtype=dtype)
-    field = gaussian_smooth(noise, sigma, truncate=3.0, mode="symmetric")  # smoothing commutes with 2u - 1
+    field = gaussian_filter(noise, sigma, truncate=3.0, mode="symmetric")  # smoothing commutes with 2u - 1
     scale = torch.tensor([2 * amplitude / width, 2 * amplitude / height], device=device, dtype=dtype)
     base = torch.stack([(2 * torch.arange(width, device=device, dtype=dtype) + 1) / width - 1
                         + torch.zeros(height, 1, device=device, dtype=dtype),

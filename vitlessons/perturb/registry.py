@@ -78,7 +78,9 @@ def corrupt(images: Tensor, name: str, severity: int, generator: torch.Generator
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise ValueError(f"severity must be an int from 1 to 5, got {severity!r}")
     out = spec.function(images, spec.levels[severity - 1], images_generator(images, generator))
-    return out.clamp(0, 1)
+    # clamp in place, saving a pass, unless the corruption handed back (a view of) the caller's batch
+    return out.clamp(0, 1) if out.untyped_storage().data_ptr() == images.untyped_storage().data_ptr() \
+        else out.clamp_(0, 1)
 
 
 def sweep(images: Tensor, names: Iterable[str] | None = None, severities: Iterable[int] = SEVERITIES,

@@ -31,8 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vitlessons.perturb.blur import motion_kernels
-from vitlessons.perturb.digital import gaussian_smooth
+from vitlessons.perturb.blur import gaussian_filter, motion_kernels
 from vitlessons.perturb.registry import corruption
 
 __all__ = ["FOG_DECAY", "frost_textures", "plasma_fractal"]
@@ -295,11 +294,11 @@ def spatter(images: Tensor, level: tuple[float, float, float], generator: torch.
     threshold, sigma, strength = level
     batch, _, height, width = images.shape
     liquid = torch.randn(batch, 1, height, width, generator=generator, device=images.device, dtype=images.dtype)
-    liquid = gaussian_smooth(liquid, sigma, truncate=4.0, mode="symmetric")
+    liquid = gaussian_filter(liquid, sigma, truncate=4.0, mode="symmetric")
     liquid = liquid - liquid.amin((2, 3), keepdim=True)
     liquid = liquid / (liquid.amax((2, 3), keepdim=True) + 1e-8)
     mask = (liquid > threshold).to(images.dtype)
     soft = max(0.5, sigma / 2)
-    mask = gaussian_smooth(mask, soft, truncate=_opencv_radius(soft) / soft, mode="reflect101").clamp(0, 1)
+    mask = gaussian_filter(mask, soft, truncate=_opencv_radius(soft) / soft, mode="reflect").clamp(0, 1)
     mud = torch.tensor(_MUD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     return torch.lerp(images, mud, strength * mask)
