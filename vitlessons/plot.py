@@ -7,6 +7,7 @@ exactly once when a notebook cell returns them.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 
@@ -187,3 +188,38 @@ def score_bars(scores: Mapping[str, Mapping[str, float]], title: str = "", figsi
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def cue_decisions(probabilities: Mapping[str, Tensor], image: Tensor, shape: int, texture: int,
+                  labels: Sequence[str], title: str = "") -> Figure:
+    """An image beside each model's probability for its shape class and its texture class.
+
+    ``probabilities`` maps a model name to its softmax output (n_classes,) for ``image``; the bars show which
+    cue each model followed, and the label of its top class.
+    """
+    image = check_images(image, "image").detach().cpu()
+    figure = Figure(figsize=(7.5, 2.6))
+    picture, bars = figure.subplots(1, 2, width_ratios=(1, 2.2))
+    picture.imshow(image[0].permute(1, 2, 0).clamp(0, 1).numpy())
+    picture.set_axis_off()
+    picture.set_title(title, fontsize=9)
+    names = list(probabilities)
+    for row, name in enumerate(names):
+        p = probabilities[name].detach().cpu().reshape(-1)
+        bars.barh(row - 0.18, p[shape].item(), height=0.34, color="C0", label=f"shape cue ({labels[shape]})" if row == 0 else None)
+        bars.barh(row + 0.18, p[texture].item(), height=0.34, color="C1", label=f"texture cue ({labels[texture]})" if row == 0 else None)
+        bars.text(1.02, row, f"says: {labels[int(p.argmax())]}", va="center", fontsize=8)
+    bars.set_yticks(range(len(names)), names)
+    bars.set_ylim(len(names) - 0.5, -0.5)
+    bars.set_xlim(0, 1)
+    bars.set_xlabel("probability of the class each cue points to")
+    bars.legend(loc="lower right", fontsize=7, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def figure_png(figure: Figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes, for an image widget or a static fallback."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

@@ -98,6 +98,15 @@ def make_split(split: str, n: int, seed: int = 0, size: int = 64) -> CueBatch:
     return CueBatch(torch.cat(images), shapes, textures, torch.cat(masks), _captions(split, shapes, textures), split)
 
 
+def compose(shape: str, texture: str, seed: int = 0, size: int = 64) -> Tensor:
+    """One (1, 3, H, W) image of the named shape filled with the named texture, to set up a conflict by hand."""
+    if shape not in SHAPES or texture not in TEXTURES:
+        raise ValueError(f"unknown shape {shape!r} or texture {texture!r}; shapes: {SHAPES}, textures: {TEXTURES}")
+    g = generator(seed)
+    shapes, textures = torch.tensor([SHAPES.index(shape)]), torch.tensor([TEXTURES.index(texture)])
+    return _render("conflict", shapes, textures, _draw_params(1, g), size, g)[0]
+
+
 def _draw_labels(split: str, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """Shape and texture classes per image, coupled as the split demands."""
     k = len(SHAPES)
