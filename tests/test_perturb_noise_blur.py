@@ -8,7 +8,7 @@ from corruption_reference import reference
 
 from vitlessons.data.photos import photos
 from vitlessons.perturb import corrupt, get_corruption, list_corruptions
-from vitlessons.perturb.blur import glass_permutation, motion_kernels
+from vitlessons.perturb.blur import _draw_below, glass_permutation, motion_kernels
 from vitlessons.perturb.noise import poisson
 
 NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
@@ -154,3 +154,12 @@ def test_impulse_noise_flips_the_published_fraction_to_black_or_white() -> None:
         salt, pepper = (out == 1).float().mean().item(), (out == 0).float().mean().item()
         assert abs(salt - amount / 2) < 0.01 and abs(pepper - amount / 2) < 0.01
         assert ((out == 0.5) | (out == 0) | (out == 1)).all()
+
+
+@pytest.mark.parametrize("high", [4, 16, 36, 64])
+def test_glass_offsets_are_uniform(high: int) -> None:
+    draws = _draw_below(high, 64_000, generator(3), torch.device("cpu"))
+    counts = torch.bincount(draws, minlength=high).float()
+    assert draws.dtype == torch.long and draws.min() >= 0 and draws.max() < high
+    expected = len(draws) / high  # each value within 6 standard deviations of its expected count
+    assert ((counts - expected).abs() < 6 * expected ** 0.5).all(), counts

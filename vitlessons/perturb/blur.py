@@ -329,13 +329,14 @@ def glass_blur(images: Tensor, level: tuple[float, int, int], generator: torch.G
     sigma, max_delta, iterations = level
     blurred = gaussian_filter(images, sigma)
     batch, channels, height, width = blurred.shape
-    shuffled = []
+    shuffled = torch.empty_like(blurred).flatten(2)
     for start in range(0, batch, _GLASS_CHUNK):  # the schedule's index buffers grow with the batch
         part = blurred[start:start + _GLASS_CHUNK]
         source = glass_permutation(part.shape[0], height, width, int(max_delta), int(iterations), generator,
                                    images.device)
-        shuffled.append(part.flatten(2).gather(2, source[:, None, :].expand(-1, channels, -1)))
-    return gaussian_filter(torch.cat(shuffled).view_as(blurred), sigma)
+        torch.gather(part.flatten(2), 2, source[:, None, :].expand(-1, channels, -1),
+                     out=shuffled[start:start + _GLASS_CHUNK])
+    return gaussian_filter(shuffled.view_as(blurred), sigma)
 
 
 _GLASS_CHUNK = 32  # images shuffled at once: the index buffers take ~40 bytes per image, pass and pixel
@@ -372,15 +373,15 @@ def glass_permutation(batch: int, height: int, width: int, max_delta: int, itera
         r, c = torch.meshgrid(torch.arange(d, height - d), torch.arange(d, width - d), indexing="ij")
         raster = torch.stack([(dy[:, r, c] * width + dx[:, r, c]).reshape(batch, -1)
                               for dy, dx in offsets[:iterations]], 1).reshape(batch, -1).T.to(device)
-        moves = torch.empty_like(raster).index_copy_(0, position, raster) * batch
+        moves = torch.empty(raster.shape, dtype=raster.dtype, device=device).index_copy_(0, position, raster * batch)
     else:  # the offsets are independent, so draw them straight in step order; one draw per (dy, dx) pair
-        pair = torch.randint(0, 4 * d * d, (pixel.numel() * batch,), generator=generator, device=device)
+        pair = _draw_below(4 * d * d, pixel.numel() * batch, generator, device)
         steps = torch.arange(4 * d * d, device=device)
         table = ((steps // (2 * d) - d) * width + (steps % (2 * d) - d)) * batch  # (dy * W + dx) in map rows
         moves = table.index_select(0, pair).view(-1, batch)
     # flat indices into the map: each step's pixel, and its partner, for every image
     here = (pixel * batch)[:, None] + torch.arange(batch, device=device)
-    there = here + moves
+    there = moves.add_(here)
     flat = source.view(-1)
     for start, stop in blocks:  # the steps of one wavefront touch disjoint pixels: swap them all at once
         mine, theirs = here[start:stop].view(-1), there[start:stop].view(-1)
@@ -388,6 +389,21 @@ def glass_permutation(batch: int, height: int, width: int, max_delta: int, itera
         flat.scatter_(0, theirs, flat.index_select(0, mine))
         flat.scatter_(0, mine, partner_values)
     return source.T
+
+
+def _draw_below(high: int, count: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``count`` independent integers uniform in [0, high), as int64.
+
+    For a power of two, bit fields cut from 63-bit random words: exact, and ~5x quicker than ``randint``,
+    which spends a full draw on each of the few bits glass blur needs.
+    """
+    bits = high.bit_length() - 1
+    if high != 1 << bits or bits == 0:
+        return torch.randint(0, high, (count,), generator=generator, device=device)
+    per_word = 63 // bits
+    words = torch.empty(-(-count // per_word), dtype=torch.long, device=device).random_(generator=generator)
+    shifts = torch.arange(0, per_word * bits, bits, device=device)
+    return ((words[:, None] >> shifts) & (high - 1)).view(-1)[:count]
 
 
 @functools.lru_cache(maxsize=8)

@@ -33,8 +33,7 @@ def _normal(images: Tensor, generator: torch.Generator) -> Tensor:
 @corruption("gaussian_noise", "noise", (0.08, 0.12, 0.18, 0.26, 0.38))
 def gaussian_noise(images: Tensor, scale: float, generator: torch.Generator) -> Tensor:
     """Add zero-mean normal noise with standard deviation ``scale`` (sensor read noise)."""
-    noisy = images.to(_work_dtype(images)) + scale * _normal(images, generator)
-    return noisy.to(images.dtype)
+    return _normal(images, generator).mul_(scale).add_(images).to(images.dtype)  # in place: no temporaries
 
 
 @corruption("shot_noise", "noise", (60, 25, 12, 5, 3))
@@ -59,8 +58,7 @@ def impulse_noise(images: Tensor, amount: float, generator: torch.Generator) -> 
 @corruption("speckle_noise", "noise", (0.15, 0.2, 0.35, 0.45, 0.6))
 def speckle_noise(images: Tensor, scale: float, generator: torch.Generator) -> Tensor:
     """Multiplicative noise: add ``x * n`` with n normal of standard deviation ``scale``."""
-    work = images.to(_work_dtype(images))
-    return (work + work * (scale * _normal(images, generator))).to(images.dtype)
+    return _normal(images, generator).mul_(scale).add_(1).mul_(images).to(images.dtype)  # x + x * n, in place
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vitlessons.perturb.blur import gaussian_filter, motion_kernels
+from vitlessons.perturb.blur import filter2d, gaussian_filter, motion_kernels
 from vitlessons.perturb.registry import corruption
 
 __all__ = ["FOG_DECAY", "frost_textures", "plasma_fractal"]
@@ -99,14 +99,6 @@ def fog(images: Tensor, level: tuple[float, float], generator: torch.Generator) 
 
 # ----------------------------------------------------------------------------------------------- snow
 
-def _motion_blur(layer: Tensor, radius: int, angles: Tensor) -> Tensor:
-    """Correlate each (B, 1, H, W) map with its own rotated line kernel (OpenCV's mirrored border)."""
-    batch, _, height, width = layer.shape
-    kernels = motion_kernels(radius, angles)[:, None].to(layer.dtype)
-    padded = F.pad(layer.reshape(1, batch, height, width), (radius,) * 4, mode="reflect")
-    return F.conv2d(padded, kernels, groups=batch).reshape(batch, 1, height, width)
-
-
 @corruption("snow", "weather", (
     (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
     (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
@@ -132,7 +124,7 @@ def snow(images: Tensor, level: tuple, generator: torch.Generator) -> Tensor:
     flakes = flakes[..., top:top + height, left:left + width]
     flakes = torch.where(flakes < threshold, torch.zeros_like(flakes), flakes)
     angles = _uniform((batch,), -135.0, -45.0, generator, device, dtype)
-    flakes = _motion_blur(flakes, radius, angles).clamp(0, 1)
+    flakes = filter2d(flakes, motion_kernels(radius, angles)).clamp(0, 1)  # a streak per image
     grey = (images * torch.tensor([0.299, 0.587, 0.114], device=device, dtype=dtype).view(1, 3, 1, 1)).sum(1, True)
     out = torch.maximum(images, grey * 1.5 + 0.5).lerp_(images, keep)  # keep * image + (1 - keep) * whitened
     return out.add_(flakes + flakes.flip(-2, -1))
