@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
-from vitlessons.data import photos
+from vitlessons.data import cueworld, photos
 from vitlessons.data.categories import CATEGORIES
 from vitlessons.data.stimuli import load_cue_conflict
-from vitlessons.evaluate import stimuli_shape_bias
+from vitlessons.evaluate import cues_under_shuffle, stimuli_shape_bias
 from vitlessons.models import load_model
 
 
@@ -30,3 +32,22 @@ def test_efficientnet_shape_bias_on_a_tiny_stimulus_set(tmp_path: Path) -> None:
     assert (result.shape_decisions, result.texture_decisions, result.n_conflict) == (1, 1, 2)
     assert result.overall == 0.5
     assert result.per_category["cat"] == 1.0 and result.per_category["clock"] == 0.0
+
+
+def test_cues_under_shuffle_counts_shape_and_texture_decisions() -> None:
+    conflict = cueworld.make_split("conflict", 24, seed=5)
+
+    class Oracle(torch.nn.Module):
+        """Names the true shape of unshuffled images, so shuffling is the only thing that can change it."""
+
+        labels = list(cueworld.CLASS_NAMES)
+
+        def predict(self, images: torch.Tensor) -> torch.Tensor:
+            same = (images == conflict.images).flatten(1).all(1)
+            answer = torch.where(same, conflict.shapes, conflict.textures)
+            return torch.nn.functional.one_hot(answer, len(self.labels)).float()
+
+    row = cues_under_shuffle(Oracle(), conflict, grids=(1, 4))
+    assert row == {"shape, 1x1": 1.0, "texture, 1x1": 0.0, "shape, 4x4": 0.0, "texture, 4x4": 1.0}
+    with pytest.raises(ValueError, match="conflict"):
+        cues_under_shuffle(Oracle(), cueworld.make_split("aligned", 4))

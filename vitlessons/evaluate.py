@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import torch
 from torch import Tensor
 
 from vitlessons.data.categories import CATEGORIES, imagenet_to_16
@@ -11,6 +12,7 @@ from vitlessons.data.cueworld import CLASS_NAMES, CueBatch
 from vitlessons.data.stimuli import CueConflictStimuli
 from vitlessons.metrics import ShapeBias, accuracy, shape_bias
 from vitlessons.models.wrapper import Classifier
+from vitlessons.perturb import shuffle_patches
 
 
 def decisions(model: Classifier, images: Tensor, to_classes: Callable[[Tensor], Tensor] | None = None) -> Tensor:
@@ -37,4 +39,22 @@ def cue_world_report(model: Classifier, tests: Mapping[str, CueBatch],
     """Accuracy on each cue-only split and shape bias on the conflict split: one row of a results table."""
     row = {split: accuracy(decisions(model, tests[split].images), tests[split].labels) for split in splits}
     row["shape bias"] = cue_world_shape_bias(model, tests["conflict"]).overall
+    return row
+
+
+def cues_under_shuffle(model: Classifier, conflict: CueBatch, grids: Sequence[int] = (1, 2, 4, 8),
+                       seed: int = 0) -> dict[str, float]:
+    """How often the model names the shape and how often the texture, on conflict images whose tiles are shuffled.
+
+    Shuffling keeps local texture and destroys the outline, so it separates a model that reads the shape from
+    one that reads local cues (texture, or local pieces of the outline such as corners).
+    """
+    if conflict.split != "conflict":
+        raise ValueError(f"needs the 'conflict' split, got {conflict.split!r}")
+    row = {}
+    for grid in grids:
+        shuffled = shuffle_patches(conflict.images, grid, torch.Generator().manual_seed(seed))
+        chosen = decisions(model, shuffled)
+        row[f"shape, {grid}x{grid}"] = (chosen == conflict.shapes).float().mean().item()
+        row[f"texture, {grid}x{grid}"] = (chosen == conflict.textures).float().mean().item()
     return row

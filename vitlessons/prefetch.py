@@ -2,6 +2,7 @@
 
     python data_scripts/prefetch.py --all            # every hub model and the cue-conflict stimuli
     python data_scripts/prefetch.py resnet50 deit_s  # just these models
+    python data_scripts/prefetch.py --lab            # check and warm what lab scale uses (Binder's postBuild)
 
 Weights land in the Hugging Face cache (``HF_HOME``), the stimuli in ``VITLESSONS_DATA``; copy both
 folders to the classroom machines, or point the variables at a shared folder.
@@ -13,10 +14,22 @@ import argparse
 import sys
 
 from vitlessons.config import hub_cache_dir
+from vitlessons.data import photos
 from vitlessons.data.download import FetchError, fetch_cue_conflict
 from vitlessons.models.registry import REGISTRY, WeightsUnavailable, load_model
 
 HUB_MODELS = tuple(name for name, spec in REGISTRY.items() if spec.source in ("timm", "open_clip"))
+
+
+def warm_lab() -> None:
+    """Load everything lab scale reads from disk once, so a fresh session (Binder, a classroom) starts fast."""
+    import matplotlib.font_manager  # noqa: F401  (builds the font cache on first import)
+
+    load_model("efficientnet_lite0", device="cpu")
+    photos.photos()
+    for name in photos.TEXTURES:
+        photos.texture(name)
+    photos.horse_mask()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("models", nargs="*", help=f"model names, from: {', '.join(HUB_MODELS)}")
     parser.add_argument("--all", action="store_true", help="every hub model and the stimuli")
     parser.add_argument("--stimuli", action="store_true", help="the 1,280 cue-conflict stimuli")
+    parser.add_argument("--lab", action="store_true",
+                        help="load what lab scale uses (EfficientNet-Lite0, the photos) and build matplotlib's font cache")
     return parser
 
 
@@ -36,10 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown or offline-only model(s) {unknown}; hub models are: {', '.join(HUB_MODELS)}", file=sys.stderr)
         return 2
     models = HUB_MODELS if args.all else tuple(args.models)
-    if not models and not (args.all or args.stimuli):
+    if not models and not (args.all or args.stimuli or args.lab):
         _parser().print_help()
         return 2
     failed = []
+    if args.lab:
+        try:
+            warm_lab()
+            print("lab scale: ready")
+        except (WeightsUnavailable, OSError, RuntimeError) as error:
+            failed.append("lab")
+            print(f"lab scale: failed: {error}", file=sys.stderr)
     for name in models:
         try:
             load_model(name, device="cpu")  # the libraries cache the weights; CLIP also caches its zero-shot head

@@ -49,7 +49,8 @@ class Explorer(ipywidgets.VBox):
         return bundle
 
 
-def cue_conflict_explorer(models: Mapping[str, Classifier], seed: int = 0, size: int = 64) -> Explorer:
+def cue_conflict_explorer(models: Mapping[str, Classifier], seed: int = 0, size: int = 64,
+                          shape: str = "heart", texture: str = "checks") -> Explorer:
     """Pick a shape, a texture and a tile grid; see which cue each cue-world model follows.
 
     Shuffling the tiles destroys the shape and keeps the texture, so a shape-biased model should lose its
@@ -67,7 +68,7 @@ def cue_conflict_explorer(models: Mapping[str, Classifier], seed: int = 0, size:
 
     grids = [g for g in (1, 2, 4, 8, 16) if size % g == 0]
     return Explorer(draw, {
-        "shape": ipywidgets.Dropdown(options=cueworld.SHAPES, value=cueworld.SHAPES[3], description="shape"),
-        "texture": ipywidgets.Dropdown(options=cueworld.TEXTURES, value=cueworld.TEXTURES[0], description="texture"),
+        "shape": ipywidgets.Dropdown(options=cueworld.SHAPES, value=shape, description="shape"),
+        "texture": ipywidgets.Dropdown(options=cueworld.TEXTURES, value=texture, description="texture"),
         "grid": ipywidgets.SelectionSlider(options=grids, value=1, description="tiles"),
     })

@@ -1,0 +1,71 @@
+"""Explorers redraw when a control moves, and carry a static PNG for readers without a widget front end."""
+
+import base64
+from pathlib import Path
+
+import ipywidgets
+import nbformat
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from vitlessons.data import cueworld
+from vitlessons.models import load_model
+from vitlessons.widgets import Explorer, cue_conflict_explorer
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _line(slope: float) -> Figure:
+    figure = Figure(figsize=(2, 2))
+    figure.add_subplot().plot([0, 1], [0, slope])
+    return figure
+
+
+def test_explorer_draws_defaults_and_redraws_on_change() -> None:
+    calls = []
+
+    def draw(slope: float) -> Figure:
+        calls.append(slope)
+        return _line(slope)
+
+    explorer = Explorer(draw, {"slope": ipywidgets.FloatSlider(value=1.0, min=0, max=2)})
+    assert calls == [1.0] and bytes(explorer.image.value).startswith(PNG), "the default figure is drawn at once"
+    before = bytes(explorer.image.value)
+    explorer.controls["slope"].value = 2.0
+    assert calls == [1.0, 2.0] and bytes(explorer.image.value) != before
+
+
+def test_explorer_shows_a_static_figure_without_a_front_end() -> None:
+    explorer = Explorer(_line, {"slope": ipywidgets.FloatSlider(value=0.5)})
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle, "front ends with widgets get the live explorer"
+    assert base64.b64decode(bundle["image/png"]) == bytes(explorer.image.value), "all others get the PNG"
+    assert "static figure" in bundle["text/plain"]
+
+
+def test_cue_conflict_explorer_follows_its_controls() -> None:
+    torch.manual_seed(0)
+    model = load_model("lab_cnn", labels=list(cueworld.CLASS_NAMES))
+    explorer = cue_conflict_explorer({"a": model, "b": model}, seed=1)
+    assert set(explorer.values) == {"shape", "texture", "grid"} and explorer.values["grid"] == 1
+    seen = {bytes(explorer.image.value)}
+    for control, value in (("grid", 4), ("shape", "heart"), ("texture", "dots")):
+        explorer.controls[control].value = value
+        seen.add(bytes(explorer.image.value))
+    assert len(seen) == 4, "each control changes the figure"
+    with pytest.raises(ValueError, match="unknown shape"):
+        cueworld.compose("hexagon", "dots")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_stored_explorers_carry_their_static_figure(path: Path) -> None:
+    """Where a chapter keeps outputs, each explorer's output holds both the widget and the PNG fallback."""
+    outputs = [o for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               and "Explorer of" in o["data"].get("text/plain", "")]
+    for output in widgets:
+        assert base64.b64decode(output["data"]["image/png"]).startswith(PNG)
+    if outputs:
+        assert widgets, f"{path.name} keeps outputs but no explorer output"
