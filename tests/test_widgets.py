@@ -51,7 +51,7 @@ def test_cue_conflict_explorer_follows_its_controls() -> None:
     explorer = cue_conflict_explorer({"a": model, "b": model}, seed=1)
     assert set(explorer.values) == {"shape", "texture", "grid"} and explorer.values["grid"] == 1
     seen = {bytes(explorer.image.value)}
-    for control, value in (("grid", 4), ("shape", "heart"), ("texture", "dots")):
+    for control, value in (("grid", 4), ("shape", "star"), ("texture", "dots")):
         explorer.controls[control].value = value
         seen.add(bytes(explorer.image.value))
     assert len(seen) == 4, "each control changes the figure"
