@@ -82,6 +82,20 @@ def _browser(playwright):
         pytest.fail(f"Chromium at {CHROMIUM} did not start under Playwright: {error}")
 
 
+def _run_all(page) -> None:
+    """Run > Run All Cells once the kernel is connected, and check that every cell got queued."""
+    page.locator(".jp-StatusBar-Widget", has_text="(ipykernel) | Idle").wait_for(timeout=120_000)
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+    for _ in range(30):
+        if page.locator(".jp-Dialog").count():
+            pytest.fail(f"JupyterLab opened a dialog instead of running: {page.locator('.jp-Dialog').first.inner_text()}")
+        if all(p.strip() not in ("[ ]:", "") for p in page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()):
+            return
+        time.sleep(1)
+    pytest.fail(f"Run All Cells did not queue every cell: {page.locator('.jp-CodeCell .jp-InputPrompt').all_inner_texts()}")
+
+
 def _wait_for_run(page, cells: int) -> None:
     """Until every code cell has an execution count and none is queued or running."""
     deadline = time.monotonic() + RUN_LIMIT_S
@@ -108,8 +122,7 @@ def test_chapter_runs_in_jupyterlab_and_its_explorer_responds(lab) -> None:
         page.goto(f"{url}/lab/tree/{path.name}?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-        page.click(".lm-Menu-item[data-command='notebook:run-all-cells']")
+        _run_all(page)
         _wait_for_run(page, cells)
 
         tracebacks = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",

@@ -44,6 +44,8 @@ def test_stubs_are_reported_as_unfinished(check) -> None:
     (lambda p, s, t: ((p == s) & (s != t)).sum().item() / (s != t).sum().item(), "shape-or-texture decisions only"),
     (lambda p, s, t: ((p == t) & (s != t)).sum().item() / (((p == t) | (p == s)) & (s != t)).sum().item(), "texture bias"),
     (lambda p, s, t: [0.75], "one number"),
+    (lambda p, s, t: 100 * ((p == s) & (s != t)).sum().item() / (((p == t) | (p == s)) & (s != t)).sum().item(),
+     r"a fraction lies in \[0, 1\]"),
 ])
 def test_shape_bias_mistakes_get_their_hint(wrong, hint: str) -> None:
     with pytest.raises(ExerciseFailed, match=hint):

@@ -61,6 +61,9 @@ def check_shape_bias(shape_bias_fraction: Callable[[Tensor, Tensor, Tensor], flo
         if not isinstance(answer, (float, int)) and not (isinstance(answer, Tensor) and answer.numel() == 1):
             raise ExerciseFailed(f"return one number (a float), got {type(answer).__name__}")
         answer = float(answer)
+        if not 0 <= answer <= 1:
+            raise ExerciseFailed(f"a fraction lies in [0, 1]; for predictions={predictions} you returned {answer:.4f} "
+                                 f"(expected {expected:.4f})")
         if abs(answer - expected) < 1e-6:
             continue
         hint = next((text for value, text in _shape_bias_mistakes(p, s, t, expected) if abs(answer - value) < 1e-6), "")
