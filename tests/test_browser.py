@@ -43,9 +43,11 @@ def lab(tmp_path: Path):
     root = tmp_path / "lab"
     root.mkdir()
     nbformat.write(notebook, root / CHAPTER.name)
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)  # render every cell, so the page holds all outputs at once
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    settings = tmp_path / "settings" / "@jupyterlab"
+    for extension, name, value in (("notebook-extension", "tracker", {"windowingMode": "none"}),  # every cell in the page
+                                   ("apputils-extension", "notification", {"fetchNews": "false"})):  # no news pop-up
+        (settings / extension).mkdir(parents=True)
+        (settings / extension / f"{name}.jupyterlab-settings").write_text(json.dumps(value))
     port, token = _free_port(), secrets.token_hex(16)
     log = (tmp_path / "jupyterlab.log").open("w")
     server = subprocess.Popen(
