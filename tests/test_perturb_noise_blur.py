@@ -8,7 +8,7 @@ from corruption_reference import reference
 
 from vitlessons.data.photos import photos
 from vitlessons.perturb import corrupt, get_corruption, list_corruptions
-from vitlessons.perturb.blur import _draw_below, glass_permutation, motion_kernels
+from vitlessons.perturb.blur import _draw_below, gaussian_filter, glass_permutation, motion_kernels
 from vitlessons.perturb.noise import poisson
 
 NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
@@ -163,3 +163,9 @@ def test_glass_offsets_are_uniform(high: int) -> None:
     assert draws.dtype == torch.long and draws.min() >= 0 and draws.max() < high
     expected = len(draws) / high  # each value within 6 standard deviations of its expected count
     assert ((counts - expected).abs() < 6 * expected ** 0.5).all(), counts
+
+
+@pytest.mark.parametrize("sigma", [1.0, 8.0])  # a narrow kernel (shifted sums) and a wide one (banded matrix)
+def test_unknown_border_is_refused(sigma: float) -> None:
+    with pytest.raises(ValueError, match="unknown border mode 'wrap'"):
+        gaussian_filter(torch.rand(1, 3, 40, 40), sigma, mode="wrap")

@@ -33,19 +33,24 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------------
 # Padding and filtering
 
-def _border_index(size: int, pad: int, mode: str, device: torch.device) -> Tensor:
-    """Source index of each of the ``size + 2 * pad`` padded positions along one axis."""
-    index = torch.arange(-pad, size + pad, device=device)
+BORDERS = ("reflect", "symmetric", "nearest")  # dcb|abcd|cba (OpenCV's default), cba|abcd|dcb, aaa|abcd|ddd
+
+
+def _check_border(mode: str) -> None:
+    """Refuse a border rule we do not implement, rather than mirror by a different one."""
     if mode not in BORDERS:
         raise ValueError(f"unknown border mode {mode!r}; use one of {', '.join(BORDERS)}")
+
+
+def _border_index(size: int, pad: int, mode: str, device: torch.device) -> Tensor:
+    """Source index of each of the ``size + 2 * pad`` padded positions along one axis."""
+    _check_border(mode)
+    index = torch.arange(-pad, size + pad, device=device)
     if mode == "nearest" or size == 1:
         return index.clamp(0, size - 1)
     period = 2 * size if mode == "symmetric" else 2 * (size - 1)  # mirrors are periodic: any pad works
     index = index.remainder(period)
     return torch.where(index >= size, period - index - int(mode == "symmetric"), index)
-
-
-BORDERS = ("reflect", "symmetric", "nearest")  # dcb|abcd|cba (OpenCV's default), cba|abcd|dcb, aaa|abcd|ddd
 
 
 def pad2d(images: Tensor, pad_h: int, pad_w: int, mode: str = "reflect") -> Tensor:
@@ -55,6 +60,7 @@ def pad2d(images: Tensor, pad_h: int, pad_w: int, mode: str = "reflect") -> Tens
     ``'symmetric'`` repeats it (SciPy's 'reflect'), ``'nearest'`` repeats the edge pixel. Unlike ``F.pad`` it
     accepts pads wider than the image.
     """
+    _check_border(mode)
     height, width = images.shape[-2:]
     if mode == "nearest" or (mode == "reflect" and pad_h < height and pad_w < width):  # torch's is quicker
         shape = images.shape
