@@ -204,10 +204,11 @@ def cue_decisions(probabilities: Mapping[str, Tensor], image: Tensor, shape: int
     picture.set_axis_off()
     picture.set_title(title, fontsize=9)
     names = list(probabilities)
+    cues = ((shape, -0.18, "C0", f"shape cue ({labels[shape]})"), (texture, 0.18, "C1", f"texture cue ({labels[texture]})"))
     for row, name in enumerate(names):
         p = probabilities[name].detach().cpu().reshape(-1)
-        bars.barh(row - 0.18, p[shape].item(), height=0.34, color="C0", label=f"shape cue ({labels[shape]})" if row == 0 else None)
-        bars.barh(row + 0.18, p[texture].item(), height=0.34, color="C1", label=f"texture cue ({labels[texture]})" if row == 0 else None)
+        for index, offset, colour, label in cues:
+            bars.barh(row + offset, p[index].item(), height=0.34, color=colour, label=label if row == 0 else None)
         bars.text(1.02, row, f"says: {labels[int(p.argmax())]}", va="center", fontsize=8)
     bars.set_yticks(range(len(names)), names)
     bars.set_ylim(len(names) - 0.5, -0.5)
