@@ -21,6 +21,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
+from vitlessons.student import chapter_notebooks
+
 BUDGET_SECONDS, BUDGET_BYTES = 240, 2 * 1024**3
 
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--save", action="store_true", help="store the outputs of this run in the notebook")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted(Path(__file__).resolve().parents[1].glob("notebooks/[0-9]*.ipynb"))
+    paths = args.notebooks or chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
     print(f"{'notebook':40s} {'seconds':>8s} {'of budget':>9s} {'peak MB':>8s} {'of budget':>9s}")
     for path in paths:
         seconds, peak = run(path, args.save)

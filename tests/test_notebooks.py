@@ -12,9 +12,10 @@ import nbformat
 import pytest
 
 from vitlessons import exercises
+from vitlessons.student import chapter_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = chapter_notebooks(ROOT / "notebooks")
 REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 
 

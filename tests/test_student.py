@@ -9,10 +9,10 @@ import torch
 
 from vitlessons import exercises
 from vitlessons.cli import main
-from vitlessons.student import stub_source, student_notebook
+from vitlessons.student import chapter_notebooks, stub_source, student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = chapter_notebooks(ROOT / "notebooks")
 
 SOLUTION = '''import math
 

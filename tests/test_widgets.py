@@ -11,10 +11,11 @@ from matplotlib.figure import Figure
 
 from vitlessons.data import cueworld
 from vitlessons.models import load_model
+from vitlessons.student import chapter_notebooks
 from vitlessons.widgets import Explorer, cue_conflict_explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
-CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
 
 
 def _line(slope: float) -> Figure:

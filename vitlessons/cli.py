@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vitlessons.student import write_student_versions
+from vitlessons.student import chapter_notebooks, write_student_versions
 
 
 def _chapter_notebooks(given: list[Path]) -> list[Path]:
@@ -16,7 +16,7 @@ def _chapter_notebooks(given: list[Path]) -> list[Path]:
         if missing:
             raise SystemExit(f"no such notebook: {', '.join(missing)}")
         return given
-    found = sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    found = chapter_notebooks(Path("notebooks"))
     if not found:
         raise SystemExit("no chapter notebooks in ./notebooks; run from the repository root or name the notebooks")
     return found

@@ -65,6 +65,11 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
+def chapter_notebooks(folder: Path) -> list[Path]:
+    """The chapter notebooks in ``folder`` (``NN_name.ipynb``), in chapter order."""
+    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
 def write_student_versions(notebooks: list[Path], out: Path) -> list[Path]:
     """Write the student version of each notebook into ``out`` under the same name."""
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def work_dtype(images: Tensor) -> torch.dtype:
+    """The precision to compute in: float64 stays float64, everything else (half precision too) is float32."""
+    return torch.float64 if images.dtype == torch.float64 else torch.float32
+
+
 def check_images(images: Tensor, name: str = "images", channels: tuple[int, ...] = (3,)) -> Tensor:
     """Insist on the course convention: float (B, 3, H, W) in [0, 1], on any device."""
     layout = " or ".join(f"(B, {c}, H, W)" for c in channels)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vitlessons.perturb.registry import corruption
+from vitlessons.tensors import work_dtype
 
 __all__ = [
     "BORDERS", "defocus_blur", "disk_kernel", "filter2d", "gaussian_blur", "gaussian_filter", "gaussian_kernel1d",
@@ -155,7 +156,7 @@ def filter2d(images: Tensor, kernel: Tensor) -> Tensor:
     height, width = images.shape[-2:]
     radius = size // 2
     shape = (_fft_size(height + 2 * radius), _fft_size(width + 2 * radius))
-    kernel = kernel.to(dtype=_work_dtype(images), device=images.device)
+    kernel = kernel.to(dtype=work_dtype(images), device=images.device)
 
     def correlate(chunk: Tensor, kernel_spectrum: Tensor) -> Tensor:
         padded = pad2d(_work(chunk), radius, radius, "reflect")
@@ -171,14 +172,9 @@ def filter2d(images: Tensor, kernel: Tensor) -> Tensor:
                       images, kernel)
 
 
-def _work_dtype(images: Tensor) -> torch.dtype:
-    """The precision the filters run in: float64 for float64 batches, float32 for the rest."""
-    return torch.float64 if images.dtype == torch.float64 else torch.float32
-
-
 def _work(images: Tensor) -> Tensor:
     """The batch in the precision the filters run in."""
-    return images.to(_work_dtype(images))
+    return images.to(work_dtype(images))
 
 
 _CPU_CHUNK = 8  # images per step on a CPU: ~5 MB, so the passes over the data mostly stay in cache

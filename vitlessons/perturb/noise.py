@@ -16,18 +16,14 @@ import torch
 from torch import Tensor
 
 from vitlessons.perturb.registry import corruption
+from vitlessons.tensors import work_dtype
 
 __all__ = ["gaussian_noise", "impulse_noise", "poisson", "shot_noise", "speckle_noise"]
 
 
-def _work_dtype(images: Tensor) -> torch.dtype:
-    """Compute in float32 (float64 stays float64); half-precision batches are upcast and cast back."""
-    return torch.float64 if images.dtype == torch.float64 else torch.float32
-
-
 def _normal(images: Tensor, generator: torch.Generator) -> Tensor:
     """Standard normal noise of the batch's shape, in the working precision."""
-    return torch.randn(images.shape, generator=generator, device=images.device, dtype=_work_dtype(images))
+    return torch.randn(images.shape, generator=generator, device=images.device, dtype=work_dtype(images))
 
 
 @corruption("gaussian_noise", "noise", (0.08, 0.12, 0.18, 0.26, 0.38))
@@ -42,7 +38,7 @@ def shot_noise(images: Tensor, photons: float, generator: torch.Generator) -> Te
 
     Fewer photons per unit of brightness (higher severity) means relatively more noise.
     """
-    rates = images.to(_work_dtype(images)) * photons  # poisson() clips them to [0, photons]
+    rates = images.to(work_dtype(images)) * photons  # poisson() clips them to [0, photons]
     return (poisson(rates, generator, top=photons) / photons).to(images.dtype)
 
 
@@ -50,7 +46,7 @@ def shot_noise(images: Tensor, photons: float, generator: torch.Generator) -> Te
 def impulse_noise(images: Tensor, amount: float, generator: torch.Generator) -> Tensor:
     """Salt-and-pepper noise: each value (pixel and channel) is replaced with probability ``amount``,
     by 0 or 1 with equal chance, as scikit-image's ``random_noise(mode='s&p', amount=amount)``."""
-    draw = torch.rand(images.shape, generator=generator, device=images.device, dtype=_work_dtype(images))
+    draw = torch.rand(images.shape, generator=generator, device=images.device, dtype=work_dtype(images))
     # draw < amount / 2: pepper (0); amount / 2 <= draw < amount: salt (1); otherwise the pixel is kept
     return torch.where(draw < amount, (draw >= amount / 2).to(images.dtype), images)
 
