@@ -1,3 +1,5 @@
+import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from vitlessons.data import photos
 from vitlessons.data.categories import CATEGORIES, decide_16
 from vitlessons.models import WeightsUnavailable, get_spec, list_models, load_model, weights_available
 from vitlessons.models.registry import cached_weights
@@ -149,5 +152,50 @@ def test_preprocessing_resizes_short_side_then_crops() -> None:
     model = load_model("efficientnet_lite0", device="cpu")
     wide = torch.rand(1, 3, 120, 300)
     assert model.preprocessing(wide).shape == (1, 3, 224, 224)
-    flat = torch.full((1, 3, 90, 90), 0.485)
+    flat = torch.full((1, 3, 90, 90), 0.5)
     assert model.preprocessing(flat)[0, 0].abs().max() < 1e-4  # the mean maps to zero
+
+
+def test_images_at_the_input_size_go_in_uncropped() -> None:
+    """model-vs-human's protocol: 224 px stimuli are normalised only, not resized to 256 and cropped."""
+    preprocessing = load_model("efficientnet_lite0", device="cpu").preprocessing
+    assert preprocessing.crop_pct < 1
+    image = torch.rand(2, 3, 224, 224)
+    mean, std = torch.tensor(preprocessing.mean)[:, None, None], torch.tensor(preprocessing.std)[:, None, None]
+    assert torch.allclose(preprocessing(image), (image - mean) / std)
+    border = torch.zeros(1, 3, 224, 224)
+    border[..., :8, :] = 1  # a stripe that the 256/224 crop would cut away
+    assert (preprocessing(border) > 0).any()
+    assert not (preprocessing(torch.nn.functional.pad(border, (0, 0, 0, 1))) > 0.5).any()  # 225 px: cropped
+
+
+def first_batchnorm_log_variance(model, images: torch.Tensor) -> float:
+    """Median over channels of log(variance / running variance) at the first batch norm's input.
+
+    Near 0 when the preprocessing scales the input as the weights saw it in training; a normalisation
+    std k times too small shows up as about +2 log k.
+    """
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = norm.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach()))
+    try:
+        model.predict(images)
+    finally:
+        handle.remove()
+    return (torch.cat(seen).var(dim=(0, 2, 3)) / norm.running_var).log().median().item()
+
+
+HAND_SET_PREPROCESSING = [name for name in list_models() if get_spec(name).normalisation is not None]
+SCALE_TOLERANCE = 1.5  # the input's scale may be off by this factor, its variance by the square
+
+
+@pytest.mark.parametrize("name", HAND_SET_PREPROCESSING)
+def test_hand_set_normalisation_matches_what_the_weights_were_trained_on(name: str) -> None:
+    """Weights from outside a library's config carry a normalisation set by hand; batch norm checks it."""
+    model = load_model(name, device="cpu")
+    pictures = photos.photos()
+    limit = 2 * math.log(SCALE_TOLERANCE)
+    registered = first_batchnorm_log_variance(model, pictures)
+    assert abs(registered) < limit, (name, model.preprocessing, registered)
+    model.preprocessing = dataclasses.replace(model.preprocessing, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    assert abs(first_batchnorm_log_variance(model, pictures)) > limit  # the check tells ImageNet's numbers apart

