@@ -6,50 +6,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
-from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from requirements_files import PROJECT, ROOT, exact_pins, is_torch_pair, project_specifier, requirement_lines
 
-ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
 def _requirement_lines() -> list[str]:
-    lines = (BINDER / "requirements.txt").read_text().splitlines()
-    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
-
-
-def _pins() -> dict[str, Version]:
-    pins = {}
-    for line in _requirement_lines():
-        if line.startswith("-"):
-            continue
-        requirement = Requirement(line)
-        (specifier,) = requirement.specifier
-        assert specifier.operator == "==", f"binder pins exact versions, got {line!r}"
-        pins[requirement.name] = Version(specifier.version)
-    return pins
-
-
-def _project_specifier(name: str) -> SpecifierSet:
-    return next(Requirement(r).specifier for r in PROJECT["dependencies"] if Requirement(r).name == name)
+    return requirement_lines(BINDER / "requirements.txt")
 
 
 def test_binder_uses_cpu_torch_that_the_project_accepts() -> None:
-    lines, pins = _requirement_lines(), _pins()
+    lines, pins = _requirement_lines(), exact_pins(BINDER / "requirements.txt")
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines, "binder must use PyTorch's CPU index"
     for name in ("torch", "torchvision"):
         assert pins[name].local == "cpu", f"binder must pin the CPU build of {name}, got {pins[name]}"
         base = Version(pins[name].public)
-        assert base in _project_specifier(name), f"binder's {name} {base} is outside pyproject's {_project_specifier(name)}"
+        assert base in project_specifier(name), f"binder's {name} {base} is outside pyproject's {project_specifier(name)}"
     torch, vision = Version(pins["torch"].public), Version(pins["torchvision"].public)
-    assert (vision.major, vision.minor) == (0, torch.minor + 15), f"torchvision {vision} is not the pair of torch {torch}"
+    assert is_torch_pair(torch, vision), f"torchvision {vision} is not the pair of torch {torch}"
 
 
 def test_binder_installs_the_package_itself() -> None:
