@@ -6,6 +6,7 @@ import matplotlib
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # an offline pretrained=True would otherwise hang ~47 s
+os.environ["VITLESSONS_OFFLINE"] = "1"  # and no server is even asked (GitHub, for the stimuli)
 matplotlib.use("Agg")
 
 

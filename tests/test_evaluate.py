@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from vitlessons.data import cueworld, photos
-from vitlessons.data.categories import CATEGORIES
+from vitlessons.data.categories import CATEGORIES, SIXTEEN_CLASS_INDICES
 from vitlessons.data.stimuli import load_cue_conflict
 from vitlessons.evaluate import cues_under_shuffle, stimuli_shape_bias
 from vitlessons.models import load_model
@@ -32,6 +32,10 @@ def test_efficientnet_shape_bias_on_a_tiny_stimulus_set(tmp_path: Path) -> None:
     assert (result.shape_decisions, result.texture_decisions, result.n_conflict) == (1, 1, 2)
     assert result.overall == 0.5
     assert result.per_category["cat"] == 1.0 and result.per_category["clock"] == 0.0
+    subset = load_model("efficientnet_lite0", device="cpu", imagenet_classes=SIXTEEN_CLASS_INDICES[::-1])
+    assert stimuli_shape_bias(subset, stimuli) == result  # the 207 classes decide as the 1000 do
+    with pytest.raises(ValueError, match="no ImageNet outputs"):
+        stimuli_shape_bias(load_model("lab_cnn", labels=CATEGORIES, image_size=224, device="cpu"), stimuli)
 
 
 def test_cues_under_shuffle_counts_shape_and_texture_decisions() -> None:
@@ -42,7 +46,7 @@ def test_cues_under_shuffle_counts_shape_and_texture_decisions() -> None:
 
         labels = list(cueworld.CLASS_NAMES)
 
-        def predict(self, images: torch.Tensor) -> torch.Tensor:
+        def predict(self, images: torch.Tensor, progress: str | None = None) -> torch.Tensor:
             same = (images == conflict.images).flatten(1).all(1)
             answer = torch.where(same, conflict.shapes, conflict.textures)
             return torch.nn.functional.one_hot(answer, len(self.labels)).float()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES, decide_16, imagenet_to_16
+from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES, SIXTEEN_CLASS_INDICES, decide_16, imagenet_to_16
 from vitlessons.metrics import ShapeBias, accuracy, shape_bias
 
 # Counts of ImageNet classes per category in model-vs-human's human_categories.py.
@@ -231,3 +231,16 @@ def test_shape_bias_rejects_bad_input():
         shape_bias([], [], [], ())
     with pytest.raises(TypeError, match="integer class indices"):
         shape_bias(torch.tensor([0.0]), [CAT], [DOG], NAMES)
+
+
+def test_the_decision_needs_only_the_classes_of_the_16_categories() -> None:
+    """A softmax over the 207 classes alone rescales each image's probabilities: the decision is unchanged."""
+    logits = torch.randn(500, 1000, generator=torch.Generator().manual_seed(0)) * 4
+    full = decide_16(logits.softmax(dim=1))
+    subset = list(SIXTEEN_CLASS_INDICES)
+    assert len(subset) == 207
+    assert torch.equal(decide_16(logits[:, subset].softmax(dim=1), subset), full)
+    reordered = subset[::-1]
+    assert torch.equal(decide_16(logits[:, reordered].softmax(dim=1), reordered), full)
+    with pytest.raises(ValueError, match=r"ImageNet classes \[8\].*1 missing"):
+        decide_16(logits[:, subset[1:]].softmax(dim=1), subset[1:])

@@ -1,5 +1,6 @@
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 
@@ -102,6 +103,45 @@ def test_clip_loads_a_local_checkpoint_through_open_clip(tmp_path: Path) -> None
     assert logits.shape == (2, 3) and torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
+def test_clip_head_is_built_per_class_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head over new classes encodes only those; ImageNet subsets take CLIP's names; a damaged cache is rebuilt."""
+    path = tmp_path / "clip.pt"
+    torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), path)
+    encoded = []
+    build = open_clip.build_zero_shot_classifier
+    monkeypatch.setattr(open_clip, "build_zero_shot_classifier",
+                        lambda *a, classnames, **k: encoded.extend(classnames) or build(*a, classnames=classnames, **k))
+    options = dict(checkpoint=path, device="cpu", templates=["a photo of a {}."])
+    first = load_model("clip_b32", labels=["cat", "dog"], **options)
+    second = load_model("clip_b32", labels=["dog", "car"], **options)
+    assert encoded == ["cat", "dog", "car"]
+    assert torch.equal(second.net.class_weights[:, 0], first.net.class_weights[:, 1])
+    sixteen = load_model("clip_b32", imagenet_classes=[281, 499], **options)
+    assert sixteen.labels == [open_clip.IMAGENET_CLASSNAMES[281], open_clip.IMAGENET_CLASSNAMES[499]]
+    assert sixteen.imagenet_classes == (281, 499) and sixteen(torch.rand(1, 3, 224, 224)).shape == (1, 2)
+    (stored,) = list(Path(os.environ["VITLESSONS_CACHE"]).glob("zeroshot/*.pt"))
+    stored.write_bytes(b"truncated")
+    encoded.clear()
+    with pytest.warns(UserWarning, match="damaged"):
+        again = load_model("clip_b32", labels=["cat", "dog"], **options)
+    assert encoded == ["cat", "dog"] and torch.allclose(again.net.class_weights, first.net.class_weights)
+
+
+def test_imagenet_classes_select_outputs_and_are_checked() -> None:
+    full = load_model("efficientnet_lite0", device="cpu")
+    subset = load_model("efficientnet_lite0", device="cpu", imagenet_classes=[499, 281])
+    cat = photo("chelsea")
+    assert subset.labels == [full.labels[499], full.labels[281]] and subset.imagenet_classes == (499, 281)
+    assert torch.allclose(subset(cat), full(cat)[:, [499, 281]])
+    assert full.imagenet_classes == tuple(range(1000))
+    for bad in ([], [3, 3], [1000]):
+        with pytest.raises(ValueError, match="distinct class indices"):
+            load_model("efficientnet_lite0", device="cpu", imagenet_classes=bad)
+    with pytest.raises(ValueError, match="imagenet_classes"):
+        load_model("lab_cnn", labels=["a"], imagenet_classes=[1])
+
+
 def test_efficientnet_lite0_sees_the_cat() -> None:
     """The packaged ImageNet weights are real: chelsea is a cat, in ImageNet and in the 16 categories."""
     model = load_model("efficientnet_lite0", device="cpu")
@@ -199,3 +239,32 @@ def test_hand_set_normalisation_matches_what_the_weights_were_trained_on(name: s
     assert abs(registered) < limit, (name, model.preprocessing, registered)
     model.preprocessing = dataclasses.replace(model.preprocessing, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     assert abs(first_batchnorm_log_variance(model, pictures)) > limit  # the check tells ImageNet's numbers apart
+
+
+def _architecture(name: str) -> tuple[torch.nn.Module, str]:
+    """The registered architecture with random weights, and its device: meta (sizes and FLOPs for free) where it builds there."""
+    spec = get_spec(name)
+    if spec.source == "open_clip":  # open_clip moves its model to a real device
+        return open_clip.create_model(spec.identifier), "cpu"
+    with torch.device("meta"):
+        return timm.create_model(spec.identifier), "meta"
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if get_spec(n).gflops])
+def test_stated_costs_match_the_architectures(name: str) -> None:
+    """The sizes and FLOPs that the scale choice prices paper scale with are the models' own."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec, (net, on) = get_spec(name), _architecture(name)
+    image = torch.zeros(1, 3, 224, 224, device=on)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        (net.encode_image if spec.source == "open_clip" else net)(image)
+    assert counter.get_total_flops() / 1e9 == pytest.approx(spec.gflops, rel=0.03)
+    if spec.hub_files is not None:
+        megabytes = 4 * sum(p.numel() for p in net.parameters()) / 1e6  # float32 weights
+        assert megabytes == pytest.approx(spec.download_mb, rel=0.03)
+    if spec.text_gflops:
+        tokens = open_clip.get_tokenizer(spec.identifier)(["a photo of a cat."]).to(on)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net.encode_text(tokens)
+        assert counter.get_total_flops() / 1e9 == pytest.approx(spec.text_gflops, rel=0.03)

@@ -1,4 +1,4 @@
-"""Where things live, which device runs them, which scale a notebook runs at, and seeding.
+"""Where things live, which device runs them, what can be reached, and seeding (``session`` picks the scale).
 
 Every setting comes from an environment variable so that a classroom can set it once:
 
@@ -6,6 +6,7 @@ Every setting comes from an environment variable so that a classroom can set it 
 - ``VITLESSONS_CACHE``: our cache (default ``~/.cache/vitlessons``).
 - ``VITLESSONS_DATA``: downloaded datasets (default ``$VITLESSONS_CACHE/data``).
 - ``VITLESSONS_DEVICE``: force a device (``cpu``, ``cuda``, ``mps``); otherwise cuda, then mps, then cpu.
+- ``VITLESSONS_OFFLINE=1``: treat every server as unreachable without asking (the tests set it).
 
 Hub weights stay in the libraries' own caches (``HF_HOME`` for timm and open_clip), so a model
 fetched once by any tool is found by all of them.
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -71,67 +70,31 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
-@functools.lru_cache(maxsize=1)
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """Whether the model hub answers within ``timeout`` seconds (False at once if HF_HUB_OFFLINE is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+@functools.lru_cache(maxsize=None)
+def reachable(url: str, timeout: float = 2.0) -> bool:
+    """Whether the server of ``url`` accepts a connection within ``timeout`` seconds (asked once per session)."""
+    if _flag("VITLESSONS_OFFLINE"):
         return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", HUB_ENDPOINT))
+    parsed = urlparse(url)
     try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout):
             return True
     except OSError:
         return False
 
 
-def choose_scale(models: tuple[str, ...] = (), stimuli: bool = False) -> str:
-    """Resolve ``auto`` to ``paper`` when what a notebook needs is at hand, else ``lab`` with the reason."""
-    asked = scale_setting()
-    if asked != "auto":
-        return asked
-    from vitlessons.data.stimuli import stimuli_available
-    from vitlessons.models.registry import weights_available
-
-    missing = [name for name in models if not weights_available(name)]
-    if stimuli and not stimuli_available():
-        missing.append("cue-conflict stimuli")
-    if not missing:
-        return "paper"
-    print(f"Scale: lab (paper scale needs {', '.join(missing)}, neither cached nor reachable).")
-    return "lab"
+def hub_reachable() -> bool:
+    """Whether the model hub answers (False at once if HF_HUB_OFFLINE is set, as the libraries then won't ask)."""
+    if _flag("HF_HUB_OFFLINE"):
+        return False
+    return reachable(os.environ.get("HF_ENDPOINT", HUB_ENDPOINT))
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What ``setup()`` decided, so a notebook can use it and print it."""
-
-    scale: str
-    device: torch.device
-    seed: int
-
-    def __str__(self) -> str:
-        return f"scale={self.scale} device={self.device} seed={self.seed}"
+def _flag(name: str) -> bool:
+    """An environment variable read as a boolean switch."""
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries whose behaviour the numbers depend on."""
-    import numpy
-    import open_clip
-    import timm
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "open_clip": open_clip.__version__,
-        "numpy": numpy.__version__,
-    }
-
-
-def setup(seed: int = 0, models: tuple[str, ...] = (), stimuli: bool = False) -> Setup:
-    """Seed, pick the device and the scale, and print them with library versions."""
-    torch.manual_seed(seed)  # model initialisation draws from the global generator
-    chosen = Setup(scale=choose_scale(models, stimuli), device=device(), seed=seed)
-    print(chosen)
-    print("  ".join(f"{name} {version}" for name, version in versions().items()))
-    return chosen
+def has_gpu(chosen: torch.device | None = None) -> bool:
+    """Whether the device work runs on is an accelerator (cuda or mps), where paper scale takes minutes."""
+    return (chosen or device()).type in ("cuda", "mps")

@@ -15,9 +15,10 @@ from vitlessons.models.wrapper import Classifier
 from vitlessons.perturb import shuffle_patches
 
 
-def decisions(model: Classifier, images: Tensor, to_classes: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+def decisions(model: Classifier, images: Tensor, to_classes: Callable[[Tensor], Tensor] | None = None,
+              progress: str | None = None) -> Tensor:
     """The class each image is assigned, after an optional mapping of the model's probabilities."""
-    probabilities = model.predict(images)
+    probabilities = model.predict(images, progress=progress)
     return (to_classes(probabilities) if to_classes else probabilities).argmax(-1)
 
 
@@ -29,8 +30,14 @@ def cue_world_shape_bias(model: Classifier, conflict: CueBatch) -> ShapeBias:
 
 
 def stimuli_shape_bias(model: Classifier, stimuli: CueConflictStimuli) -> ShapeBias:
-    """Shape bias of an ImageNet model on the Geirhos stimuli, through the 16-category decision."""
-    chosen = decisions(model, stimuli.images, to_classes=imagenet_to_16)
+    """Shape bias of an ImageNet model on the Geirhos stimuli, through the 16-category decision.
+
+    The stimuli are 224 px, so models of that input size see them uncropped (model-vs-human's protocol).
+    """
+    if model.imagenet_classes is None:
+        raise ValueError(f"{model.name} has no ImageNet outputs; the stimuli are scored through ImageNet's classes")
+    chosen = decisions(model, stimuli.images, to_classes=lambda p: imagenet_to_16(p, model.imagenet_classes),
+                       progress=f"{model.name}: {len(stimuli.images)} stimuli")
     return shape_bias(chosen, stimuli.shape_labels, stimuli.texture_labels, CATEGORIES)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -44,21 +46,27 @@ IMAGENET_INDICES: dict[str, tuple[int, ...]] = {
     "truck": (555, 569, 656, 675, 717, 734, 864, 867),
 }
 
+# The ImageNet classes that belong to one of the 16 categories, in index order. The 16-category decision needs
+# only their probabilities: restricted to them, a softmax divides every probability of an image by the same
+# number, which leaves the arg-max of the category means unchanged. So a classifier whose cost grows with the
+# number of classes (CLIP's zero-shot head) may score just these.
+SIXTEEN_CLASS_INDICES: tuple[int, ...] = tuple(sorted(i for indices in IMAGENET_INDICES.values() for i in indices))
+
 # Tolerance on row sums: loose enough for float16/bfloat16 softmax, tight enough to catch logits.
 _ROW_SUM_TOLERANCE = 1e-2
 
 
-def _check_probabilities(probabilities: Tensor) -> Tensor:
+def _check_probabilities(probabilities: Tensor, num_classes: int = NUM_IMAGENET_CLASSES) -> Tensor:
     """Fail early on logits or wrong shapes, which would otherwise give plausible-looking nonsense."""
     if not isinstance(probabilities, Tensor):
         raise TypeError(
-            f"expected a torch.Tensor of softmax probabilities with shape (N, {NUM_IMAGENET_CLASSES}), "
+            f"expected a torch.Tensor of softmax probabilities with shape (N, {num_classes}), "
             f"got {type(probabilities).__name__}"
         )
-    if probabilities.ndim != 2 or probabilities.shape[1] != NUM_IMAGENET_CLASSES:
+    if probabilities.ndim != 2 or probabilities.shape[1] != num_classes:
         hint = " (for one image use probabilities.unsqueeze(0))" if probabilities.ndim == 1 else ""
         raise ValueError(
-            f"expected probabilities of shape (N, {NUM_IMAGENET_CLASSES}), "
+            f"expected probabilities of shape (N, {num_classes}), "
             f"got shape {tuple(probabilities.shape)}{hint}"
         )
     if not probabilities.is_floating_point():
@@ -81,20 +89,32 @@ def _check_probabilities(probabilities: Tensor) -> Tensor:
     return probabilities
 
 
-def imagenet_to_16(probabilities: Tensor) -> Tensor:
+def _columns(classes: Sequence[int] | None) -> dict[int, int]:
+    """ImageNet index -> column of the probabilities, checked to hold every class of the 16 categories."""
+    if classes is None:
+        return {i: i for i in range(NUM_IMAGENET_CLASSES)}
+    columns = {int(index): column for column, index in enumerate(classes)}
+    missing = sorted(set(SIXTEEN_CLASS_INDICES) - set(columns))
+    if missing:
+        raise ValueError(f"the 16-category decision needs the probabilities of ImageNet classes {missing[:5]}"
+                         f"{'...' if len(missing) > 5 else ''} ({len(missing)} missing from classes)")
+    return columns
+
+
+def imagenet_to_16(probabilities: Tensor, classes: Sequence[int] | None = None) -> Tensor:
     """Score the 16 categories as the mean probability of their ImageNet classes (model-vs-human's rule).
 
-    The mean, not the sum, keeps categories with many ImageNet classes (dog: 117) from winning
-    by sheer count over categories with a single class (knife, oven, airplane).
+    The mean, not the sum, keeps categories with many ImageNet classes (dog: 109) from winning
+    by sheer count over categories with a single class (knife, oven, airplane). ``classes`` gives the
+    ImageNet index of each column when the probabilities cover a subset (such as ``SIXTEEN_CLASS_INDICES``).
     Returns an (N, 16) tensor whose columns follow ``CATEGORIES``.
     """
-    probabilities = _check_probabilities(probabilities)
-    columns = [
-        probabilities[:, list(IMAGENET_INDICES[name])].mean(dim=1) for name in CATEGORIES
-    ]
-    return torch.stack(columns, dim=1)
+    columns = _columns(classes)
+    probabilities = _check_probabilities(probabilities, len(columns))
+    scores = [probabilities[:, [columns[i] for i in IMAGENET_INDICES[name]]].mean(dim=1) for name in CATEGORIES]
+    return torch.stack(scores, dim=1)
 
 
-def decide_16(probabilities: Tensor) -> Tensor:
+def decide_16(probabilities: Tensor, classes: Sequence[int] | None = None) -> Tensor:
     """The model's 16-class decision: index into ``CATEGORIES`` of the highest category score."""
-    return imagenet_to_16(probabilities).argmax(dim=1)
+    return imagenet_to_16(probabilities, classes).argmax(dim=1)

