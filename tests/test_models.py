@@ -245,7 +245,7 @@ def _architecture(name: str) -> tuple[torch.nn.Module, str]:
     """The registered architecture with random weights, and its device: meta (sizes and FLOPs for free) where it builds there."""
     spec = get_spec(name)
     if spec.source == "open_clip":  # open_clip moves its model to a real device
-        return open_clip.create_model(spec.identifier), "cpu"
+        return open_clip.create_model(spec.identifier).eval(), "cpu"
     with torch.device("meta"):
         return timm.create_model(spec.identifier), "meta"
 
