@@ -128,3 +128,12 @@ def test_setup_prints_scale_device_seed_and_versions(monkeypatch, capsys) -> Non
     out = capsys.readouterr().out
     assert chosen.scale == "lab" and chosen.seed == 7
     assert "scale=lab" in out and "seed=7" in out and f"torch {torch.__version__}" in out and "timm" in out
+
+
+def test_choosing_the_scale_leaves_the_global_generator_alone(monkeypatch) -> None:
+    """Lab models draw dropout from the global generator after setup(): the choice must not move it."""
+    monkeypatch.setenv("VITLESSONS_SCALE", "auto")
+    session.device_flops.cache_clear()
+    state = torch.get_rng_state()
+    session.choose_scale(CHAPTER_1, CPU)
+    assert torch.equal(state, torch.get_rng_state())
