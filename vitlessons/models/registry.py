@@ -22,8 +22,8 @@ from torch import nn
 
 from vitlessons.config import device as default_device
 from vitlessons.config import hub_cache_dir, hub_reachable
-from vitlessons.models.lab import lab_cnn, lab_vit
 from vitlessons.data.categories import NUM_IMAGENET_CLASSES
+from vitlessons.models.lab import lab_cnn, lab_vit
 from vitlessons.models.wrapper import Classifier, Preprocessing, SelectClasses
 
 PREFETCH_COMMAND = "python data_scripts/prefetch.py {name}"
