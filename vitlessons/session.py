@@ -17,6 +17,7 @@ import torch
 from vitlessons.config import device as default_device
 from vitlessons.config import has_gpu, hub_reachable, reachable, scale_setting
 
+STIMULI = "cue-conflict stimuli"
 ASK_FOR_PAPER = "set VITLESSONS_SCALE=paper before setup() (in a notebook: os.environ['VITLESSONS_SCALE'] = 'paper')"
 
 
@@ -57,7 +58,7 @@ def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     specs = [get_spec(name) for name in needs.models]
     downloads = {s.name: s.download_mb for s in specs if s.hub_files is not None and cached_weights(s.name) is None}
     if needs.stimuli and not stimuli_available():
-        downloads["cue-conflict stimuli"] = download.DOWNLOAD_MB
+        downloads[STIMULI] = download.DOWNLOAD_MB
     gflops = needs.images * sum(s.gflops for s in specs)
     gflops += sum(_prompts_to_encode(s, needs.imagenet_classes) * s.text_gflops for s in specs if s.text_gflops)
     return PaperCost(downloads, gflops * 1e9 / device_flops(on), on)
@@ -102,7 +103,7 @@ def _unreachable(downloads: dict[str, float]) -> list[str]:
     from vitlessons.data.download import API_BASE
 
     return [name for name in downloads
-            if not (reachable(API_BASE) if name == "cue-conflict stimuli" else hub_reachable())]
+            if not (reachable(API_BASE) if name == STIMULI else hub_reachable())]
 
 
 def choose_scale(needs: PaperScale | None = None, on: torch.device | None = None) -> str:
