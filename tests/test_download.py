@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -183,8 +185,21 @@ def test_cli_reports_offline_without_traceback(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_cli_success(github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `vitlessons fetch`, the command every install has (pip and Colab installs have no data_scripts/)."""
+    from vitlessons.cli import main as vitlessons_command
+
     monkeypatch.setattr(download, "EXPECTED_FILES", 3)  # main() reads the defaults at call time
     monkeypatch.setattr(download, "EXPECTED_FOLDERS", 2)
-    code = main(["--dest", str(tmp_path), "--api-base", github.base, "--raw-base", github.base])
+    code = vitlessons_command(["fetch", "--dest", str(tmp_path), "--api-base", github.base, "--raw-base", github.base])
     assert code == 0
     assert (tmp_path / "cat/cat1-cat3.png").read_bytes() == FILES["cat/cat1-cat3.png"]
+
+
+def test_the_installed_command_offers_fetch_and_prefetch() -> None:
+    run = lambda *args: subprocess.run([str(Path(sys.executable).parent / "vitlessons"), *args],
+                                       capture_output=True, text=True, timeout=120)
+    listing = run("--help")
+    assert listing.returncode == 0 and "fetch" in listing.stdout and "prefetch" in listing.stdout
+    for command in ("fetch", "prefetch"):
+        usage = run(command, "--help")
+        assert usage.returncode == 0 and f"usage: vitlessons {command}" in usage.stdout

@@ -56,7 +56,7 @@ def test_missing_weights_fail_fast_and_say_how_to_fetch(name: str) -> None:
     assert time.perf_counter() - start < 5
     message = str(error.value)
     assert name in message and get_spec(name).hub_files[0] in message
-    assert f"python data_scripts/prefetch.py {name}" in message
+    assert f"vitlessons prefetch {name}" in message
 
 
 def test_missing_checkpoint_file_is_named(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_parse_stimulus_name() -> None:
 def test_missing_folder_names_fetch_command(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     assert not stimuli_available(missing)
-    with pytest.raises(FileNotFoundError, match="fetch_cue_conflict.py") as caught:
+    with pytest.raises(FileNotFoundError, match="vitlessons fetch") as caught:
         load_cue_conflict(missing)
     assert str(missing) in str(caught.value)
 
@@ -104,7 +104,7 @@ def test_incomplete_folder_is_reported(stimuli_root) -> None:
     for png in (root / "oven").glob("*.png"):
         png.unlink()
     assert not stimuli_available(root, expected=None)
-    with pytest.raises(FileNotFoundError, match="oven.*vitlessons-fetch"):
+    with pytest.raises(FileNotFoundError, match="oven.*vitlessons fetch"):
         load_cue_conflict(root, size=8, expected=None)
 
 

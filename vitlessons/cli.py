@@ -1,8 +1,14 @@
-"""The ``vitlessons`` command: ``vitlessons notebooks --student OUT/`` writes the student versions."""
+"""The ``vitlessons`` command, which every install has (a pip or Colab install has no ``data_scripts/``).
+
+    vitlessons fetch                     download the 1,280 cue-conflict stimuli
+    vitlessons prefetch --all            fetch hub weights and stimuli once, for offline use
+    vitlessons notebooks --student OUT/  write the student versions of the chapters
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -22,9 +28,21 @@ def _chapter_notebooks(given: list[Path]) -> list[Path]:
     return found
 
 
+# Subcommands that hand their arguments to a module's own command line.
+DELEGATED = {
+    "fetch": ("vitlessons.data.download", "download the 1,280 cue-conflict stimuli (checksummed, resumable)"),
+    "prefetch": ("vitlessons.prefetch", "fetch hub weights and the stimuli once, for a classroom or offline use"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="vitlessons", description="Tools for the vitlessons course.")
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, (_, about) in DELEGATED.items():
+        commands.add_parser(name, help=f"{about} (see vitlessons {name} --help)", add_help=False)
     notebooks = commands.add_parser("notebooks", help="write the student versions of the chapter notebooks")
     notebooks.add_argument("--student", type=Path, required=True, metavar="OUT",
                            help="folder for the student notebooks (solutions replaced by stubs, outputs cleared)")

@@ -1,8 +1,8 @@
 """Fetch everything the paper-scale chapters need, once, so a classroom can then work offline.
 
-    python data_scripts/prefetch.py --all            # every hub model and the cue-conflict stimuli
-    python data_scripts/prefetch.py resnet50 deit_s  # just these models
-    python data_scripts/prefetch.py --lab            # check and warm what lab scale uses (Binder's postBuild)
+    vitlessons prefetch --all            # every hub model and the cue-conflict stimuli
+    vitlessons prefetch resnet50 deit_s  # just these models
+    vitlessons prefetch --lab            # check and warm what lab scale uses (Binder's postBuild)
 
 Weights land in the Hugging Face cache (``HF_HOME``), the stimuli in ``VITLESSONS_DATA``; copy both
 folders to the classroom machines, or point the variables at a shared folder.
@@ -33,7 +33,7 @@ def warm_lab() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitlessons-prefetch", description=__doc__,
+    parser = argparse.ArgumentParser(prog="vitlessons prefetch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help=f"model names, from: {', '.join(HUB_MODELS)}")
     parser.add_argument("--all", action="store_true", help="every hub model and the stimuli")

@@ -89,7 +89,7 @@ def _unreachable(url: str, reason: object) -> StimuliUnreachable:
     return StimuliUnreachable(
         f"The cue-conflict stimuli could not be reached at {url} ({reason}). "
         "Without them the course falls back to lab scale. "
-        f"When you are online, run `{FETCH_COMMAND}` (or `vitlessons-fetch`) again."
+        f"When you are online, run `{FETCH_COMMAND}` again."
     )
 
 
@@ -222,7 +222,7 @@ def fetch_cue_conflict(
 def _parser() -> argparse.ArgumentParser:
     """Command-line options of ``vitlessons-fetch``."""
     parser = argparse.ArgumentParser(
-        prog="vitlessons-fetch",
+        prog="vitlessons fetch",
         description=f"Download the 1,280 cue-conflict stimuli, verified against commit {COMMIT[:10]}. "
         + LICENCE_NOTE,
     )

@@ -3,7 +3,7 @@
 Geirhos, Rubisch, Michaelis, Bethge, Wichmann and Brendel, "ImageNet-trained CNNs are biased
 towards texture; increasing shape bias improves accuracy and robustness", ICLR 2019. The images
 come from https://github.com/rgeirhos/texture-vs-shape (``stimuli/style-transfer-preprocessed-512``)
-and are fetched by ``python data_scripts/fetch_cue_conflict.py`` (see ``vitlessons.data.download``).
+and are fetched by ``vitlessons fetch`` (see ``vitlessons.data.download``).
 
 Layout: ``<root>/<category>/<shape><n>-<texture><m>.png``, 1,280 images in 16 category folders;
 the folder is the shape category. 80 images have the same shape and texture category (such as
@@ -26,8 +26,7 @@ from vitlessons import config
 from vitlessons.data.categories import CATEGORIES
 
 N_STIMULI = 1280
-FETCH_COMMAND = "python data_scripts/fetch_cue_conflict.py"
-FETCH_CLI = "vitlessons-fetch"
+FETCH_COMMAND = "vitlessons fetch"
 _NAME = re.compile(r"([a-z]+)(\d+)-([a-z]+)(\d+)(?:\.png)?")
 _MAX_LISTED = 5
 
@@ -45,7 +44,7 @@ def _pngs(folder: Path) -> list[Path]:
 def _fetch_hint(root: Path) -> str:
     """The exact command that fills ``root``, so an error message can be pasted into a shell."""
     dest = "" if root == stimuli_dir() else f" --dest {root}"
-    return f"`{FETCH_COMMAND}{dest}` (or `{FETCH_CLI}{dest}`)"
+    return f"`{FETCH_COMMAND}{dest}`"
 
 
 def _missing_parts(root: Path, expected: int | None) -> list[str]:

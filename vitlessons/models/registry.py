@@ -26,7 +26,7 @@ from vitlessons.data.categories import NUM_IMAGENET_CLASSES
 from vitlessons.models.lab import lab_cnn, lab_vit
 from vitlessons.models.wrapper import Classifier, Preprocessing, SelectClasses
 
-PREFETCH_COMMAND = "python data_scripts/prefetch.py {name}"
+PREFETCH_COMMAND = "vitlessons prefetch {name}"
 
 
 @dataclass(frozen=True)
