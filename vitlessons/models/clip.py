@@ -58,7 +58,11 @@ def cached_class_embeddings(path: Path) -> dict[str, Tensor]:
 
 def missing_classes(model_name: str, weights_tag: str, classnames: Sequence[str], templates: Sequence) -> list[str]:
     """The classes whose prompts are not encoded yet, so a caller can tell what building a head costs."""
-    known = cached_class_embeddings(head_cache(model_name, weights_tag, templates))
+    return _not_in(cached_class_embeddings(head_cache(model_name, weights_tag, templates)), classnames)
+
+
+def _not_in(known: dict[str, Tensor], classnames: Sequence[str]) -> list[str]:
+    """The distinct class names that ``known`` lacks, in order."""
     return [name for name in dict.fromkeys(classnames) if name not in known]
 
 
@@ -66,7 +70,7 @@ def class_weights(clip: nn.Module, model_name: str, classnames: Sequence[str], t
     """Text embeddings of every class averaged over prompt templates: (embed_dim, classes), from the cache where it has them."""
     path = head_cache(model_name, weights_tag, templates)
     known = cached_class_embeddings(path)
-    missing = [name for name in dict.fromkeys(classnames) if name not in known]
+    missing = _not_in(known, classnames)
     if missing:
         tokenizer = open_clip.get_tokenizer(model_name)
         device = next(clip.parameters()).device
