@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from vitlessons.data import photos
 from vitlessons.data.categories import CATEGORIES, decide_16
 from vitlessons.models import WeightsUnavailable, get_spec, list_models, load_model, weights_available
+from vitlessons.models.hub import OpenClipModel
 from vitlessons.models.registry import cached_weights
 
 
@@ -39,7 +40,7 @@ def test_registry_names_resolve_to_exact_identifiers() -> None:
     assert get_spec("resnet50").hub_files[0] == "timm/resnet50.tv_in1k"
     assert get_spec("vit_b16").hub_files[0] == "timm/vit_base_patch16_224.augreg_in21k_ft_in1k"
     assert get_spec("deit_s").hub_files[0] == "timm/deit_small_patch16_224.fb_in1k"
-    assert get_spec("clip_b32").identifier == "ViT-B-32-quickgelu" and get_spec("clip_b32").pretrained == "openai"
+    assert get_spec("clip_b32").builder == OpenClipModel("ViT-B-32-quickgelu", "openai")
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
@@ -138,7 +139,7 @@ def test_imagenet_classes_select_outputs_and_are_checked() -> None:
     for bad in ([], [3, 3], [1000]):
         with pytest.raises(ValueError, match="distinct class indices"):
             load_model("efficientnet_lite0", device="cpu", imagenet_classes=bad)
-    with pytest.raises(ValueError, match="imagenet_classes"):
+    with pytest.raises(TypeError, match="lab_cnn does not take the option imagenet_classes; it takes checkpoint, "):
         load_model("lab_cnn", labels=["a"], imagenet_classes=[1])
 
 
@@ -165,7 +166,7 @@ def test_lab_models_are_small_seeded_and_need_labels() -> None:
     assert not torch.equal(vit.net.pos_embed, other.net.pos_embed)
     with pytest.raises(ValueError, match="needs labels"):
         load_model("lab_cnn")
-    with pytest.raises(ValueError, match="labels can only be set"):
+    with pytest.raises(TypeError, match="resnet50 does not take the option labels"):
         load_model("resnet50", labels=labels)
 
 
@@ -184,8 +185,61 @@ def test_lab_model_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
 ])
 def test_classifier_rejects_images_outside_the_convention(bad: torch.Tensor, message: str) -> None:
     model = load_model("lab_cnn", labels=["a", "b"], device="cpu")
-    with pytest.raises((TypeError, ValueError), match=message):
-        model(bad)
+    for public in (model.predict, model.features):
+        with pytest.raises((TypeError, ValueError), match=message):
+            public(bad)
+
+
+def test_forward_checks_the_layout_but_leaves_the_range_to_the_public_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attack loop calls forward hundreds of times: no pass over the values and no device sync there."""
+    model = load_model("lab_cnn", labels=["a", "b"], device="cpu")
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model(torch.rand(3, 64, 64))
+    passes = []
+    monkeypatch.setattr(torch, "aminmax", lambda x: passes.append(1) or (x.min(), x.max()))
+    model(torch.rand(2, 3, 64, 64))
+    assert passes == []
+    model.predict(torch.rand(130, 3, 64, 64))  # three batches, one check
+    assert passes == [1]
+
+
+def test_unknown_options_are_refused_with_the_ones_that_exist() -> None:
+    with pytest.raises(TypeError, match="lab_vit does not take the option patchsize; it takes .*patch_size"):
+        load_model("lab_vit", labels=["a"], patchsize=4)
+    with pytest.raises(TypeError, match="efficientnet_lite0 does not take the options depth, seed"):
+        load_model("efficientnet_lite0", seed=1, depth=2)
+
+
+def test_lab_vit_options_reach_the_architecture() -> None:
+    vit = load_model("lab_vit", labels=["a", "b"], device="cpu", patch_size=4, depth=2, embed_dim=64, num_heads=2)
+    assert vit.trunk.patch_embed.grid_size == (16, 16) and len(vit.trunk.blocks) == 2 and vit.trunk.embed_dim == 64
+    with pytest.raises(ValueError, match="multiple of patch_size 5"):
+        load_model("lab_vit", labels=["a"], patch_size=5)
+
+
+def test_block_tokens_are_what_the_head_reads() -> None:
+    """The last block's class token, normalised and put through the head, gives the model's logits."""
+    vit = load_model("lab_vit", labels=["a", "b", "c"], device="cpu", seed=3)
+    images = torch.rand(4, 3, 64, 64)
+    tokens = vit.block_tokens(images)
+    assert tokens.cls.shape == (4, 4, 128) and tokens.patches.shape == (4, 4, 64, 128) and tokens.grid == (8, 8)
+    with torch.no_grad():
+        assert torch.allclose(vit.trunk.head(vit.trunk.norm(tokens.cls[-1])), vit(images), atol=1e-5)
+        assert not torch.allclose(tokens.cls[0], tokens.cls[-1])
+    with pytest.raises(TypeError, match="lab_cnn is not a timm vision transformer"):
+        load_model("lab_cnn", labels=["a"], device="cpu").block_tokens(images)
+
+
+def test_a_backbone_gives_the_features_its_classifier_reads() -> None:
+    classifier = load_model("efficientnet_lite0", device="cpu")
+    backbone = load_model("efficientnet_lite0", device="cpu", head=False)
+    cat = photo("chelsea")
+    with torch.no_grad():
+        features = backbone(cat)
+        assert features.shape == (1, 1280) and torch.allclose(features, classifier.features(cat), atol=1e-5)
+        assert torch.allclose(classifier.trunk.get_classifier()(features), classifier(cat), atol=1e-4)
+    with pytest.raises(ValueError, match="backbone"):
+        load_model("efficientnet_lite0", head=False, imagenet_classes=[1])
 
 
 def test_preprocessing_resizes_short_side_then_crops() -> None:
@@ -225,7 +279,7 @@ def first_batchnorm_log_variance(model, images: torch.Tensor) -> float:
     return (torch.cat(seen).var(dim=(0, 2, 3)) / norm.running_var).log().median().item()
 
 
-HAND_SET_PREPROCESSING = [name for name in list_models() if get_spec(name).normalisation is not None]
+HAND_SET_PREPROCESSING = [name for name in list_models() if getattr(get_spec(name).builder, "normalisation", None)]
 SCALE_TOLERANCE = 1.5  # the input's scale may be off by this factor, its variance by the square
 
 
@@ -243,11 +297,11 @@ def test_hand_set_normalisation_matches_what_the_weights_were_trained_on(name: s
 
 def _architecture(name: str) -> tuple[torch.nn.Module, str]:
     """The registered architecture with random weights, and its device: meta (sizes and FLOPs for free) where it builds there."""
-    spec = get_spec(name)
-    if spec.source == "open_clip":  # open_clip moves its model to a real device
-        return open_clip.create_model(spec.identifier).eval(), "cpu"
+    builder = get_spec(name).builder
+    if isinstance(builder, OpenClipModel):  # open_clip moves its model to a real device
+        return open_clip.create_model(builder.identifier).eval(), "cpu"
     with torch.device("meta"):
-        return timm.create_model(spec.identifier), "meta"
+        return timm.create_model(builder.identifier), "meta"
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if get_spec(n).gflops])
@@ -258,13 +312,13 @@ def test_stated_costs_match_the_architectures(name: str) -> None:
     spec, (net, on) = get_spec(name), _architecture(name)
     image = torch.zeros(1, 3, 224, 224, device=on)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        (net.encode_image if spec.source == "open_clip" else net)(image)
+        (net.encode_image if isinstance(spec.builder, OpenClipModel) else net)(image)
     assert counter.get_total_flops() / 1e9 == pytest.approx(spec.gflops, rel=0.03)
     if spec.hub_files is not None:
         megabytes = 4 * sum(p.numel() for p in net.parameters()) / 1e6  # float32 weights
         assert megabytes == pytest.approx(spec.download_mb, rel=0.03)
     if spec.text_gflops:
-        tokens = open_clip.get_tokenizer(spec.identifier)(["a photo of a cat."]).to(on)
+        tokens = open_clip.get_tokenizer(spec.builder.identifier)(["a photo of a cat."]).to(on)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             net.encode_text(tokens)
         assert counter.get_total_flops() / 1e9 == pytest.approx(spec.text_gflops, rel=0.03)

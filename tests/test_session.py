@@ -11,7 +11,8 @@ import vitlessons
 from vitlessons import session
 from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
 from vitlessons.models.clip import _save, head_cache
-from vitlessons.models.registry import get_spec, imagenet_classnames
+from vitlessons.models.hub import imagenet_classnames
+from vitlessons.models.registry import get_spec
 
 CHAPTER_1 = session.PaperScale(models=("resnet50", "vit_b16", "deit_s", "clip_b32", "efficientnet_lite0"),
                                stimuli=True, images=1280, imagenet_classes=SIXTEEN_CLASS_INDICES)

@@ -16,9 +16,10 @@ import sys
 from vitlessons.config import hub_cache_dir
 from vitlessons.data import photos
 from vitlessons.data.download import FetchError, fetch_cue_conflict
-from vitlessons.models.registry import REGISTRY, WeightsUnavailable, load_model
+from vitlessons.models.hub import WeightsUnavailable
+from vitlessons.models.registry import REGISTRY, load_model
 
-HUB_MODELS = tuple(name for name, spec in REGISTRY.items() if spec.source in ("timm", "open_clip"))
+HUB_MODELS = tuple(name for name, spec in REGISTRY.items() if spec.hub_files is not None)
 
 
 def warm_lab() -> None:

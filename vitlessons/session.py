@@ -69,11 +69,11 @@ def _prompts_to_encode(spec, imagenet_classes: tuple[int, ...] | None) -> int:
     import open_clip
 
     from vitlessons.models.clip import missing_classes
-    from vitlessons.models.registry import imagenet_class_indices, imagenet_classnames
+    from vitlessons.models.hub import imagenet_class_indices, imagenet_classnames
 
     templates = open_clip.OPENAI_IMAGENET_TEMPLATES
     names = imagenet_classnames(imagenet_class_indices(imagenet_classes))
-    return len(missing_classes(spec.identifier, spec.pretrained, names, templates)) * len(templates)
+    return len(missing_classes(spec.builder.identifier, spec.builder.pretrained, names, templates)) * len(templates)
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,8 +12,12 @@ def work_dtype(images: Tensor) -> torch.dtype:
     return torch.float64 if images.dtype == torch.float64 else torch.float32
 
 
-def check_images(images: Tensor, name: str = "images", channels: tuple[int, ...] = (3,)) -> Tensor:
-    """Insist on the course convention: float (B, 3, H, W) in [0, 1], on any device."""
+def check_layout(images: Tensor, name: str = "images", channels: tuple[int, ...] = (3,)) -> Tensor:
+    """The course convention's shape and dtype, float (B, 3, H, W), checked without reading the values.
+
+    It costs no pass over the data and no device synchronisation, so a model's forward pass can afford
+    it on every call inside an attack loop; ``check_images`` adds the range check once per public call.
+    """
     layout = " or ".join(f"(B, {c}, H, W)" for c in channels)
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(images).__name__}")
@@ -21,12 +25,23 @@ def check_images(images: Tensor, name: str = "images", channels: tuple[int, ...]
         raise ValueError(f"{name} must have shape {layout}, got shape {tuple(images.shape)}")
     if not torch.is_floating_point(images):
         raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {images.dtype} (divide uint8 by 255)")
+    return images
+
+
+def check_images(images: Tensor, name: str = "images", channels: tuple[int, ...] = (3,)) -> Tensor:
+    """Insist on the course convention: float (B, 3, H, W) in [0, 1], on any device."""
+    check_layout(images, name, channels)
     if images.numel():
         low, high = (value.item() for value in torch.aminmax(images))  # one pass over the batch
         if low < -1e-3 or high > 1 + 1e-3:
             raise ValueError(f"{name} must lie in [0, 1], got values from {low:.3g} to {high:.3g}; "
                              "undo the normalisation first")
     return images
+
+
+def tensor_bytes(tensor: Tensor) -> bytes:
+    """A tensor's raw bytes (on the CPU, any dtype or shape), for checksums and cache keys."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def resize_short_side(images: Tensor, short: int, interpolation: str = "bilinear") -> Tensor:

@@ -1,75 +1,122 @@
-"""A small, seeded training loop that every chapter reuses, with a progress bar."""
+"""One seeded training loop for every chapter: a model, an objective, a data source and a recipe.
+
+The objective (``vitlessons.objectives``) turns a batch into a loss; the source (``vitlessons.data.sources``)
+gives fixed tensors or fresh cue-world images each epoch; the recipe fixes the optimiser and schedule.
+The same seed gives the same model on the same machine.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from vitlessons.config import generator
-
-LossFn = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
+from vitlessons.objectives import Objective
 
 
-def classification_loss(model: nn.Module, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Cross-entropy, and the logits so the loop can count correct answers."""
-    logits = model(images)
-    return F.cross_entropy(logits, labels), logits
+class Source(Protocol):
+    """What ``fit`` iterates over (``TensorSource``, ``CueWorldStream``)."""
+
+    def __len__(self) -> int: ...
+    def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, ...]]: ...
+    def config(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """AdamW with a linear warm-up and a cosine decay: the settings that, with the data, decide the result."""
+
+    epochs: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.1  # fraction of the steps spent warming up
+    flip: bool = False  # mirror half of each batch left-right (the cue world's classes are mirror-symmetric)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 <= self.warmup < 1:
+            raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0 and 0 <= warmup < 1, got {self}")
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
 class History:
-    """Per-epoch mean loss and training accuracy, and the wall time, for plotting learning curves."""
+    """Per-epoch means of every number the objective logs, and the training's wall time."""
 
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
+    logs: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    steps: int = 0
+
+    def __getitem__(self, name: str) -> list[float]:
+        if name not in self.logs:
+            raise KeyError(f"nothing logged as {name!r}; logged: {', '.join(self.logs) or 'nothing'}")
+        return self.logs[name]
+
+    def final(self, name: str) -> float:
+        """The last epoch's mean of one log, for a summary line."""
+        return self[name][-1]
 
 
-def fit(model: nn.Module, images: Tensor, labels: Tensor, epochs: int = 5, batch_size: int = 64,
-        lr: float = 2e-3, weight_decay: float = 0.05, seed: int = 0,
-        loss_fn: LossFn = classification_loss, progress: bool = True) -> History:
-    """Train with AdamW and a warm-up plus cosine schedule; the same seed gives the same model."""
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, seed: int = 0,
+        progress: bool = True) -> History:
+    """Train ``model`` (and any head the objective owns) on ``data`` to minimise ``objective``."""
     device = next(model.parameters()).device
-    loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True, generator=generator(seed))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(epochs * len(loader)))
-    history, start = History(), time.perf_counter()
-    bar = tqdm(total=epochs * len(loader), desc=f"training {getattr(model, 'name', type(model).__name__)}",
-               disable=not progress, leave=False)
+    objective.to(device)
+    trained = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, recipe.warmup))
+    flips = torch.Generator().manual_seed(seed)
+    history, start, step = History(), time.perf_counter(), 0
+    bar = tqdm(total=total, desc=f"training {getattr(model, 'name', type(model).__name__)}", disable=not progress,
+               leave=False)
     model.train()
-    for _ in range(epochs):
-        total_loss, correct, seen = 0.0, 0, 0
-        for batch_images, batch_labels in loader:
-            batch_images, batch_labels = batch_images.to(device), batch_labels.to(device)
-            loss, logits = loss_fn(model, batch_images, batch_labels)
+    objective.train()
+    for epoch in range(recipe.epochs):
+        sums: dict[str, float] = defaultdict(float)
+        seen = 0
+        for batch in data.batches(epoch, recipe.batch_size, seed):
+            batch = tuple(t.to(device) for t in batch)
+            if recipe.flip:
+                batch = (_flip_half(batch[0], flips), *batch[1:])
+            out = objective.step(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            out.loss.backward()
             optimizer.step()
             schedule.step()
-            total_loss += loss.item() * len(batch_labels)
-            correct += (logits.argmax(-1) == batch_labels).sum().item()
-            seen += len(batch_labels)
+            step += 1
+            objective.after_step(model, step, total)
+            for name, value in out.logs.items():
+                sums[name] += value.item() * len(batch[0])
+            seen += len(batch[0])
             bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        history.loss.append(total_loss / seen)
-        history.accuracy.append(correct / seen)
+            bar.set_postfix(loss=f"{out.loss.item():.3f}")
+        for name, value in sums.items():
+            history.logs.setdefault(name, []).append(value / seen)
     bar.close()
     model.eval()
-    history.seconds = time.perf_counter() - start
+    objective.eval()
+    history.seconds, history.steps = time.perf_counter() - start, step
     return history
 
 
-def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.1) -> Callable[[int], float]:
+def _flip_half(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Each image mirrored left-right with probability 1/2, drawn from the loop's own generator."""
+    mirrored = torch.rand(len(images), generator=generator).to(images.device) < 0.5
+    return torch.where(mirrored[:, None, None, None], images.flip(-1), images)
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1) -> Callable[[int], float]:
     """Linear warm-up then cosine decay, which lets a small ViT train stably in a few epochs."""
     warmup = max(1, int(total_steps * warmup_fraction))
 

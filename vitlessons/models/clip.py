@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vitlessons.config import cache_dir
+from vitlessons.storage import save_atomically
 
 CLASSES_PER_SAVE = 16  # how much work an interruption can lose
 
@@ -34,6 +35,9 @@ class ZeroShotClassifier(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         features = self.clip.encode_image(images, normalize=True)
         return self.logit_scale * features @ self.class_weights
+
+    def image_trunk(self) -> nn.Module:
+        return self.clip.visual
 
 
 def head_cache(model_name: str, weights_tag: str, templates: Sequence) -> Path:
@@ -80,17 +84,9 @@ def class_weights(clip: nn.Module, model_name: str, classnames: Sequence[str], t
                 weights = open_clip.build_zero_shot_classifier(
                     clip, tokenizer=tokenizer, classnames=chunk, templates=templates, device=device, use_tqdm=False)
                 known.update(zip(chunk, weights.T.cpu()))
-                _save(known, path)
+                save_atomically({name: value.clone() for name, value in known.items()}, path)
                 bar.update(len(chunk))
     return torch.stack([known[name] for name in classnames], dim=1)
-
-
-def _save(embeddings: dict[str, Tensor], path: Path) -> None:
-    """Write atomically, so a half-written cache is never read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    torch.save({name: value.clone() for name, value in embeddings.items()}, temporary)
-    temporary.replace(path)
 
 
 def _text(template) -> str:

@@ -1,34 +1,69 @@
-"""The two lab models: a small ViT and a small ResNet, both built from timm, that train on a CPU in a minute.
+"""The lab models: a small ViT and a small ResNet, both built from timm, that train on a CPU in a minute.
 
-Both are small (0.56 M parameters for the ViT, 1.25 M for the ResNet) and cost about as much time per
-training step on a CPU. ``RECIPES`` holds the training settings that worked best for each in a sweep
-over learning rate, batch size, width and depth on the cue world (see the chapter 1 notes).
+The ViT's patch size, depth, width and heads are options (``load_model("lab_vit", patch_size=4, ...)``),
+so a chapter can vary them; the defaults are the model chapter 1 trains. ``RECIPES`` holds the training
+settings that worked best for each default model on the cue world (the chapter 1 notes say how they were found).
 """
 
 from __future__ import annotations
 
-from torch import nn
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from vitlessons.models.wrapper import Classifier, Preprocessing
+from vitlessons.train import Recipe
 
 
-def lab_vit(num_classes: int, image_size: int = 64) -> nn.Module:
-    """A 4-block ViT on 8x8 patches: 64 tokens for a 64 px image, plus the class token."""
-    return VisionTransformer(
-        img_size=image_size, patch_size=8, num_classes=num_classes,
-        embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0,
-    )
+def lab_vit(num_classes: int, image_size: int = 64, patch_size: int = 8, depth: int = 4, embed_dim: int = 128,
+            num_heads: int = 4, mlp_ratio: float = 2.0) -> nn.Module:
+    """A small ViT: by default 4 blocks on 8x8 patches, 64 tokens for a 64 px image, plus the class token."""
+    if image_size % patch_size or embed_dim % num_heads:
+        raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}, "
+                         f"and embed_dim {embed_dim} of num_heads {num_heads}")
+    return VisionTransformer(img_size=image_size, patch_size=patch_size, num_classes=num_classes,
+                             embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
 
 
 def lab_cnn(num_classes: int, image_size: int = 64) -> nn.Module:
     """A ResNet-10 with a quarter of the usual channel widths (any image size works)."""
-    return ResNet(
-        block=BasicBlock, layers=(1, 1, 1, 1), num_classes=num_classes,
-        stem_width=32, channels=(32, 64, 128, 256),
-    )
+    return ResNet(block=BasicBlock, layers=(1, 1, 1, 1), num_classes=num_classes,
+                  stem_width=32, channels=(32, 64, 128, 256))
 
 
-RECIPES: dict[str, dict[str, float]] = {
-    "lab_cnn": {"lr": 2e-3, "epochs": 4, "batch_size": 32},
-    "lab_vit": {"lr": 1e-3, "epochs": 5, "batch_size": 32},
+RECIPES: dict[str, Recipe] = {
+    "lab_cnn": Recipe(epochs=4, batch_size=32, lr=2e-3),
+    "lab_vit": Recipe(epochs=5, batch_size=32, lr=1e-3),
 }
+
+
+class LabModel:
+    """Builds an untrained lab network (the notebooks train it) or restores one from a checkpoint file."""
+
+    def __init__(self, network: Callable[..., nn.Module]):
+        self.network = network
+
+    def __call__(self, name: str, device: torch.device, labels: Sequence[str] | None = None, image_size: int = 64,
+                 seed: int = 0, checkpoint: str | Path | None = None, **architecture) -> Classifier:
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint for {name} not found: {checkpoint}")
+        if not labels:
+            raise ValueError(f"{name} needs labels, the names of its classes (for the cue world: cueworld.CLASS_NAMES)")
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights without touching global state
+            torch.manual_seed(seed)
+            net = self.network(num_classes=len(labels), image_size=image_size, **architecture)
+        if checkpoint is not None:
+            net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        preprocessing = Preprocessing(size=image_size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize=False)
+        return Classifier(name, net, preprocessing, list(labels))
+
+    def options(self) -> set[str]:
+        """Every keyword this builder takes, architecture options included."""
+        import inspect
+
+        own = {"labels", "image_size", "seed", "checkpoint"}
+        return own | (set(inspect.signature(self.network).parameters) - {"num_classes"})

@@ -1,4 +1,7 @@
-"""A model that takes course images (float (B, 3, H, W) in [0, 1]) and does its own preprocessing.
+"""Models that take course images (float (B, 3, H, W) in [0, 1]) and do their own preprocessing.
+
+A ``Classifier`` gives logits over its labels; a ``Backbone`` is the same network without its head and
+gives features. Both give the tokens of every transformer block (``block_tokens``).
 
 Normalisation belongs to the model, not to the data: each wrapped network carries the mean, std,
 input size, crop and interpolation it was trained with, as resolved from timm's or open_clip's
@@ -20,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vitlessons.tensors import centre_crop, check_images, resize_short_side
+from vitlessons.tensors import centre_crop, check_images, check_layout, resize_short_side
 
 
 @dataclass(frozen=True)
@@ -55,31 +58,91 @@ class SelectClasses(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images).index_select(-1, self.classes)
 
+    def image_trunk(self) -> nn.Module:
+        return self.net
 
-class Classifier(nn.Module):
+
+@dataclass
+class BlockTokens:
+    """What each transformer block outputs: the class token and the patch tokens, block by block."""
+
+    cls: Tensor | None  # (blocks, B, D), None for a ViT without a class token
+    patches: Tensor  # (blocks, B, patches, D), patches in row-major order over the grid
+    grid: tuple[int, int]  # patches per column and per row
+
+
+class Model(nn.Module):
+    """What classifiers and backbones share: a name, a network and its preprocessing.
+
+    ``trunk`` is the image network inside ``net`` (a head that wraps one says so with ``image_trunk()``).
+
+    ``forward`` checks only the input's shape and dtype, so it stays cheap inside attack loops; the public
+    methods (``predict``, ``features``, ``block_tokens``) also check the value range, once per call.
+    """
+
+    def __init__(self, name: str, net: nn.Module, preprocessing: Preprocessing):
+        super().__init__()
+        self.name = name
+        self.net = net
+        self.preprocessing = preprocessing
+
+    @property
+    def trunk(self) -> nn.Module:
+        """The image network that features and block tokens come from."""
+        return self.net.image_trunk() if hasattr(self.net, "image_trunk") else self.net
+
+    def _features(self, images: Tensor) -> Tensor:
+        """Pooled features before any classifier, for timm networks and CLIP's image tower alike."""
+        x = self.preprocessing(images)
+        if hasattr(self.trunk, "forward_head"):
+            return self.trunk.forward_head(self.trunk.forward_features(x), pre_logits=True)
+        return self.trunk(x)
+
+    def features(self, images: Tensor) -> Tensor:
+        """One feature vector per image (B, D): the input of the classifier head."""
+        return self._features(check_images(images))
+
+    def block_tokens(self, images: Tensor) -> BlockTokens:
+        """The class token and patch tokens after every block of a ViT, as timm's ``forward_intermediates`` gives them."""
+        check_images(images)
+        if not hasattr(self.trunk, "patch_embed") or not hasattr(self.trunk, "forward_intermediates"):
+            raise TypeError(f"{self.name} is not a timm vision transformer; it has no patch tokens per block")
+        outputs = self.trunk.forward_intermediates(self.preprocessing(images), return_prefix_tokens=True,
+                                                   output_fmt="NLC", intermediates_only=True)
+        patches = torch.stack([spatial for spatial, _ in outputs])
+        cls = torch.stack([prefix[:, 0] for _, prefix in outputs]) if getattr(self.trunk, "cls_token", None) is not None else None
+        return BlockTokens(cls, patches, tuple(self.trunk.patch_embed.grid_size))
+
+
+class Backbone(Model):
+    """A network without its head: images in [0, 1] in, features out."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self._features(check_layout(images))
+
+
+class Classifier(Model):
     """A network plus its preprocessing and label names: images in [0, 1] in, logits out.
 
-    ``imagenet_classes`` gives the ImageNet index of each output for ImageNet models (all 1000, or the
-    subset asked for), and is None for other label spaces (lab models, CLIP given its own labels).
+    ``net`` maps preprocessed images to logits. ``imagenet_classes`` gives the ImageNet index of each output for ImageNet models (all 1000,
+    or the subset asked for), and is None for other label spaces (lab models, CLIP given its own labels).
     """
 
     def __init__(self, name: str, net: nn.Module, preprocessing: Preprocessing, labels: list[str],
                  imagenet_classes: tuple[int, ...] | None = None):
-        super().__init__()
+        super().__init__(name, net, preprocessing)
         if imagenet_classes is not None and len(imagenet_classes) != len(labels):
             raise ValueError(f"{name}: {len(labels)} labels for {len(imagenet_classes)} ImageNet classes")
-        self.name = name
-        self.net = net
-        self.preprocessing = preprocessing
         self.labels = labels
         self.imagenet_classes = imagenet_classes
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.net(self.preprocessing(check_images(images)))
+        return self.net(self.preprocessing(check_layout(images)))
 
     @torch.no_grad()
     def predict(self, images: Tensor, batch_size: int = 64, progress: str | None = None) -> Tensor:
         """Softmax probabilities in eval mode, in batches so large sets fit in memory; ``progress`` labels a bar."""
+        check_images(images)
         self.eval()
         device = next(self.parameters()).device
         starts = range(0, len(images), batch_size)

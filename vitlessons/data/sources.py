@@ -1,0 +1,80 @@
+"""What the training loop iterates over: fixed tensors, or a cue-world stream that draws fresh images every epoch.
+
+A source also describes itself (``config``), so a trained model can be cached under the data it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from vitlessons.config import generator
+from vitlessons.data import cueworld
+from vitlessons.tensors import tensor_bytes
+
+
+class TensorSource:
+    """Batches of equal-length tensors (images, labels, ...), reshuffled every epoch by a seeded generator."""
+
+    def __init__(self, *tensors: Tensor):
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError(f"need tensors of equal length, got lengths {[len(t) for t in tensors]}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, ...]]:
+        """One epoch in an order fixed by ``seed`` and ``epoch``."""
+        loader = DataLoader(TensorDataset(*self.tensors), batch_size=batch_size, shuffle=True,
+                            generator=generator(_derive(seed, "shuffle", epoch)))
+        return iter(loader)
+
+    def config(self) -> dict[str, Any]:
+        """The tensors' shapes and a digest of their bytes: the same data gives the same key."""
+        digest = hashlib.sha256()
+        for tensor in self.tensors:
+            digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+            digest.update(tensor_bytes(tensor))
+        return {"source": "tensors", "size": len(self), "sha256": digest.hexdigest()}
+
+
+@dataclass(frozen=True)
+class CueWorldStream:
+    """``images`` fresh images of a cue-world split every epoch, so a model never sees the same image twice.
+
+    Epoch ``e`` is drawn from a seed derived from (``seed``, ``e``), never equal to a test split's seed.
+    """
+
+    split: str
+    images: int
+    seed: int = 0
+    size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.split not in cueworld.SPLITS:
+            raise ValueError(f"unknown cue-world split {self.split!r}; choose one of {cueworld.SPLITS}")
+        if self.images < 1:
+            raise ValueError(f"images per epoch must be at least 1, got {self.images}")
+
+    def __len__(self) -> int:
+        return self.images
+
+    def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Draw this epoch's images, then yield them in (image, label) batches."""
+        drawn = cueworld.make_split(self.split, self.images, seed=_derive(self.seed, self.split, epoch), size=self.size)
+        for start in range(0, len(drawn), batch_size):
+            yield drawn.images[start:start + batch_size], drawn.labels[start:start + batch_size]
+
+    def config(self) -> dict[str, Any]:
+        return {"source": "cueworld-stream", "split": self.split, "images": self.images, "seed": self.seed, "size": self.size}
+
+
+def _derive(seed: int, purpose: str, epoch: int) -> int:
+    """A stable 63-bit seed for one epoch (Python's ``hash`` of a string changes between processes)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}:{epoch}".encode()).digest()[:8], "little") >> 1

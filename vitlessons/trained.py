@@ -1,0 +1,131 @@
+"""Lab models trained once: the first chapter that asks for a model trains and caches it, every later ask loads it.
+
+A trained lab model is determined by its architecture (name and options), objective, recipe, training
+data, seed and the training code itself. All of that is the cache key; the weights go under
+``VITLESSONS_CACHE/trained/``. A file that fails to load, holds another key or fails its checksum is
+reported, retrained and replaced, never used. ``retrain=True`` (or ``VITLESSONS_RETRAIN=1``) trains anew.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vitlessons.config import cache_dir
+from vitlessons.models import Classifier, load_model
+from vitlessons.objectives import Objective
+from vitlessons.storage import save_atomically
+from vitlessons.tensors import tensor_bytes
+from vitlessons.train import History, Recipe, Source, fit
+
+FORMAT = 1
+PACKAGE = Path(__file__).resolve().parent
+# The code that decides what training produces: a change to any of it retrains every cached model.
+TRAINING_CODE = ("train.py", "objectives", "models/lab.py", "models/wrapper.py", "data/cueworld.py", "data/sources.py")
+
+
+class CacheDamaged(ValueError):
+    """A cached model that must not be used."""
+
+
+@dataclass
+class TrainedModel:
+    """A lab model ready to evaluate, with how it was trained and whether this call trained it."""
+
+    model: Classifier
+    history: History
+    seconds: float  # training time, on the machine that trained it
+    trained_on: str  # device and date
+    loaded: bool
+    path: Path
+
+    def summary(self) -> str:
+        """One line a notebook prints: what happened just now."""
+        if self.loaded:
+            return f"{self.model.name}: loaded from the cache (trained in {self.seconds:.0f} s on {self.trained_on})"
+        return f"{self.model.name}: trained in {self.seconds:.0f} s"
+
+
+def code_version() -> str:
+    """A digest of the training code's source, so an edit to the loop, a model or the data invalidates the cache."""
+    digest = hashlib.sha256()
+    for entry in TRAINING_CODE:
+        for file in sorted((PACKAGE / entry).rglob("*.py")) if (PACKAGE / entry).is_dir() else [PACKAGE / entry]:
+            digest.update(file.relative_to(PACKAGE).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def training_key(name: str, options: dict[str, Any], objective: Objective, data: Source, recipe: Recipe,
+                 seed: int) -> dict[str, Any]:
+    """Everything that determines the trained weights, as plain JSON-able values."""
+    return json.loads(json.dumps({
+        "format": FORMAT, "model": name, "options": options, "objective": objective.config(),
+        "data": data.config(), "recipe": recipe.config(), "seed": seed, "code": code_version(),
+    }, sort_keys=True))
+
+
+def cache_path(key: dict[str, Any]) -> Path:
+    """Where the model with this key lives."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_dir()) / "trained" / f"{key['model']}-{digest}.pt"
+
+
+def train_or_load(name: str, objective: Objective, data: Source, recipe: Recipe, seed: int = 0,
+                  device: torch.device | str | None = None, retrain: bool = False, progress: bool = True,
+                  **options: Any) -> TrainedModel:
+    """The lab model ``name`` (built with ``options``) trained on ``data``: from the cache, or trained and cached now."""
+    model = load_model(name, device=device, seed=seed, **options)
+    key = training_key(name, options, objective, data, recipe, seed)
+    path = cache_path(key)
+    if path.exists() and not (retrain or os.environ.get("VITLESSONS_RETRAIN") == "1"):
+        try:
+            return _restore(model, objective, key, path)
+        except CacheDamaged as error:
+            warnings.warn(f"{path} cannot be used ({error}); training {name} again", stacklevel=2)
+    history = fit(model, objective, data, recipe, seed=seed, progress=progress)
+    trained_on = f"{next(model.parameters()).device.type}, {datetime.date.today().isoformat()}"
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    heads = {k: v.detach().cpu() for k, v in objective.state_dict().items()}
+    save_atomically({"key": key, "model": state, "objective": heads, "history": asdict(history),
+                     "trained_on": trained_on, "checksum": _checksum(state, heads)}, path)
+    return TrainedModel(model, history, history.seconds, trained_on, loaded=False, path=path)
+
+
+def _restore(model: Classifier, objective: Objective, key: dict[str, Any], path: Path) -> TrainedModel:
+    """Load a cached model into ``model`` and ``objective``, or raise ``CacheDamaged`` saying why not."""
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        if stored["key"] != key:
+            raise CacheDamaged("it holds a model trained with other settings")
+        if stored["checksum"] != _checksum(stored["model"], stored["objective"]):
+            raise CacheDamaged("its weights fail their checksum")
+        model.load_state_dict(stored["model"])
+        objective.load_state_dict(stored["objective"])
+        history = History(**stored["history"])
+    except CacheDamaged:
+        raise
+    except Exception as error:  # truncated, foreign or incompatible: never used, always rebuilt
+        raise CacheDamaged(f"{type(error).__name__}: {error}") from error
+    model.eval()
+    objective.to(next(model.parameters()).device).eval()
+    return TrainedModel(model, history, history.seconds, stored["trained_on"], loaded=True, path=path)
+
+
+def _checksum(*states: dict[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, shape, dtype and bytes."""
+    digest = hashlib.sha256()
+    for state in states:
+        for name, value in sorted(state.items()):
+            digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
+            digest.update(tensor_bytes(value))
+    return digest.hexdigest()
