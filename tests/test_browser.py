@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def lab(tmp_path: Path):
+def lab(tmp_path: Path, notebook_caches: dict):
     """A JupyterLab server on loopback with a token, serving a copy of chapter 1 with its outputs cleared."""
     notebook = nbformat.read(CHAPTER, as_version=4)
     for cell in notebook.cells:

@@ -102,3 +102,19 @@ def test_stored_outputs_come_from_one_clean_run(chapter) -> None:
             assert output.output_type != "error", f"{path.name}: cell {index} stores an error: {output.get('ename')}"
             assert not (output.output_type == "stream" and "Traceback" in output.text), \
                 f"{path.name}: cell {index} prints a traceback"
+
+
+def test_claims_are_checked_as_verdicts(chapter) -> None:
+    """A cell marked # NBVAL_CHECK_OUTPUT prints one verdict per claim; the code cell before it prints the evidence."""
+    path, notebook = chapter
+    code = _code(notebook)
+    verdict_cells = [i for i, c in enumerate(code) if ".verdicts()" in c.source]
+    assert len(verdict_cells) == 1, f"{path.name}: needs exactly one cell that prints the claims' verdicts"
+    index = verdict_cells[0]
+    assert code[index].source.startswith("# NBVAL_CHECK_OUTPUT"), f"{path.name}: the verdict cell must be checked by nbval"
+    assert ".evidence()" in code[index - 1].source, f"{path.name}: the cell before the verdicts must print the evidence"
+    printed = "".join(o.get("text", "") for o in code[index].get("outputs", []) if o.output_type == "stream")
+    if code[index].execution_count:
+        lines = printed.strip().splitlines()
+        assert lines and all(re.match(r"(reproduced|NOT reproduced) +\S", line) for line in lines), \
+            f"{path.name}: the verdict cell printed {printed!r}, not one verdict per line"

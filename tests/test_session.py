@@ -10,7 +10,8 @@ import torch
 import vitlessons
 from vitlessons import session
 from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
-from vitlessons.models.clip import _save, head_cache
+from vitlessons.models.clip import head_cache
+from vitlessons.storage import save_atomically
 from vitlessons.models.hub import imagenet_classnames
 from vitlessons.models.registry import get_spec
 
@@ -44,8 +45,8 @@ def cache_everything(monkeypatch: pytest.MonkeyPatch, hub: Path) -> None:
     monkeypatch.setattr("vitlessons.data.stimuli.stimuli_available", lambda: True)
     spec = get_spec("clip_b32")
     names = imagenet_classnames(SIXTEEN_CLASS_INDICES)
-    _save({name: torch.zeros(512) for name in names},
-          head_cache(spec.identifier, spec.pretrained, open_clip.OPENAI_IMAGENET_TEMPLATES))
+    save_atomically({name: torch.zeros(512) for name in names},
+                    head_cache(spec.builder.identifier, spec.builder.pretrained, open_clip.OPENAI_IMAGENET_TEMPLATES))
 
 
 def test_offline_without_the_weights_is_lab_with_the_reason(monkeypatch, capsys, steady_speed) -> None:
@@ -100,8 +101,8 @@ def test_clip_head_costs_what_is_not_cached(steady_speed) -> None:
     assert session.paper_cost(subset, CPU).seconds == pytest.approx(207 * per_class)
     spec = get_spec("clip_b32")
     cached = imagenet_classnames(SIXTEEN_CLASS_INDICES[:100])
-    _save({name: torch.zeros(512) for name in cached},
-          head_cache(spec.identifier, spec.pretrained, open_clip.OPENAI_IMAGENET_TEMPLATES))
+    save_atomically({name: torch.zeros(512) for name in cached},
+                    head_cache(spec.builder.identifier, spec.builder.pretrained, open_clip.OPENAI_IMAGENET_TEMPLATES))
     assert session.paper_cost(subset, CPU).seconds == pytest.approx(107 * per_class)
 
 

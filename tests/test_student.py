@@ -103,7 +103,7 @@ def test_command_refuses_bad_input(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_student_version_runs_to_the_first_exercise(path: Path, tmp_path: Path) -> None:
+def test_student_version_runs_to_the_first_exercise(path: Path, tmp_path: Path, notebook_caches: dict) -> None:
     """A fresh kernel runs the student notebook up to and including the first stub without an error, and the
     first checker then reports the exercise as unfinished: what a student sees on opening the notebook."""
     from nbclient import NotebookClient

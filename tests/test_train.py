@@ -25,7 +25,8 @@ def small_run(seed: int):
 
 def test_same_seed_gives_the_same_model_and_history() -> None:
     (first, h1, data), (second, h2, _) = small_run(0), small_run(0)
-    assert h1.logs == h2.logs and set(h1.logs) == {"loss", "accuracy"}
+    assert h1.logs == h2.logs and set(h1.logs) == {"loss", "accuracy", "images seen"}
+    assert h1["images seen"] == [96.0, 192.0]
     assert torch.equal(first(data.images[:4]), second(data.images[:4]))
     _, h3, _ = small_run(1)
     assert h3["loss"] != h1["loss"]
@@ -81,8 +82,8 @@ def test_objectives_own_their_heads_and_get_a_hook_after_every_step() -> None:
     history = fit(model, objective, TensorSource(data.images, data.labels), Recipe(epochs=2, batch_size=32), progress=False)
     assert objective.calls == [(1, 4), (2, 4), (3, 4), (4, 4)] and history.steps == 4
     assert not torch.equal(before, objective.head.weight), "the objective's head was not trained"
-    assert list(history.logs) == ["loss"]
-    with pytest.raises(KeyError, match="nothing logged as 'accuracy'; logged: loss"):
+    assert list(history.logs) == ["loss", "images seen"]
+    with pytest.raises(KeyError, match="nothing logged as 'accuracy'; logged: loss, images seen"):
         history["accuracy"]
 
 
@@ -96,6 +97,20 @@ def test_report_has_every_split_and_a_shape_bias() -> None:
     assert cue_world_shape_bias(model, tests["conflict"]).overall == row["shape bias"] or row["shape bias"] != row["shape bias"]
     with pytest.raises(ValueError, match="needs the 'conflict' split"):
         cue_world_shape_bias(model, tests["aligned"])
+
+
+def test_validation_data_gives_a_learning_curve_without_changing_the_model() -> None:
+    train, held_out = (cueworld.make_split("aligned", n, seed=s, size=32) for n, s in ((96, 0), (64, 9)))
+    runs = []
+    for validation in (None, TensorSource(held_out.images, held_out.labels)):
+        model = load_model("lab_cnn", labels=cueworld.CLASS_NAMES, device="cpu", image_size=32)
+        runs.append((model, fit(model, Classification(), TensorSource(train.images, train.labels), QUICK,
+                                validation=validation, progress=False)))
+    (plain, h1), (validated, h2) = runs
+    assert torch.equal(plain(held_out.images), validated(held_out.images)), "validating changed the training"
+    assert len(h2["validation accuracy"]) == 2 and "validation accuracy" not in h1.logs
+    final = (decisions(validated, held_out.images) == held_out.labels).float().mean().item()
+    assert h2["validation accuracy"][-1] == pytest.approx(final)
 
 
 def test_bad_settings_are_refused() -> None:

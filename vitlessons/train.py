@@ -61,14 +61,23 @@ class History:
             raise KeyError(f"nothing logged as {name!r}; logged: {', '.join(self.logs) or 'nothing'}")
         return self.logs[name]
 
+    def log(self, values: dict[str, float]) -> None:
+        """Append one epoch's values."""
+        for name, value in values.items():
+            self.logs.setdefault(name, []).append(value)
+
     def final(self, name: str) -> float:
         """The last epoch's mean of one log, for a summary line."""
         return self[name][-1]
 
 
 def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, seed: int = 0,
-        progress: bool = True) -> History:
-    """Train ``model`` (and any head the objective owns) on ``data`` to minimise ``objective``."""
+        validation: Source | None = None, progress: bool = True) -> History:
+    """Train ``model`` (and any head the objective owns) on ``data`` to minimise ``objective``.
+
+    After each epoch the history records the images seen so far and, given ``validation`` data, the
+    objective's logs on it ("validation accuracy", ...): a learning curve at no extra training cost.
+    """
     device = next(model.parameters()).device
     objective.to(device)
     trained = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
@@ -101,13 +110,31 @@ def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, se
             seen += len(batch[0])
             bar.update()
             bar.set_postfix(loss=f"{out.loss.item():.3f}")
-        for name, value in sums.items():
-            history.logs.setdefault(name, []).append(value / seen)
+        history.log({name: value / seen for name, value in sums.items()})
+        history.log({"images seen": float((epoch + 1) * len(data))})
+        if validation is not None:
+            history.log({f"validation {name}": value for name, value in evaluate(model, objective, validation).items()})
+            model.train()
+            objective.train()
     bar.close()
     model.eval()
     objective.eval()
     history.seconds, history.steps = time.perf_counter() - start, step
     return history
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, objective: Objective, data: Source, batch_size: int = 256) -> dict[str, float]:
+    """The objective's logs averaged over ``data``, in eval mode and without training anything."""
+    model.eval()
+    objective.eval()
+    device = next(model.parameters()).device
+    sums: dict[str, float] = defaultdict(float)
+    for batch in data.batches(0, batch_size, seed=0):
+        batch = tuple(t.to(device) for t in batch)
+        for name, value in objective.step(model, batch).logs.items():
+            sums[name] += value.item() * len(batch[0])
+    return {name: value / len(data) for name, value in sums.items()}
 
 
 def _flip_half(images: Tensor, generator: torch.Generator) -> Tensor:

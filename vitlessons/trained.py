@@ -66,11 +66,12 @@ def code_version() -> str:
 
 
 def training_key(name: str, options: dict[str, Any], objective: Objective, data: Source, recipe: Recipe,
-                 seed: int) -> dict[str, Any]:
-    """Everything that determines the trained weights, as plain JSON-able values."""
+                 seed: int, validation: Source | None = None) -> dict[str, Any]:
+    """Everything that determines the trained weights (and the validation data of the learning curve), as JSON."""
     return json.loads(json.dumps({
         "format": FORMAT, "model": name, "options": options, "objective": objective.config(),
         "data": data.config(), "recipe": recipe.config(), "seed": seed, "code": code_version(),
+        "validation": validation.config() if validation is not None else None,
     }, sort_keys=True))
 
 
@@ -81,18 +82,18 @@ def cache_path(key: dict[str, Any]) -> Path:
 
 
 def train_or_load(name: str, objective: Objective, data: Source, recipe: Recipe, seed: int = 0,
-                  device: torch.device | str | None = None, retrain: bool = False, progress: bool = True,
-                  **options: Any) -> TrainedModel:
+                  device: torch.device | str | None = None, validation: Source | None = None, retrain: bool = False,
+                  progress: bool = True, **options: Any) -> TrainedModel:
     """The lab model ``name`` (built with ``options``) trained on ``data``: from the cache, or trained and cached now."""
     model = load_model(name, device=device, seed=seed, **options)
-    key = training_key(name, options, objective, data, recipe, seed)
+    key = training_key(name, options, objective, data, recipe, seed, validation)
     path = cache_path(key)
     if path.exists() and not (retrain or os.environ.get("VITLESSONS_RETRAIN") == "1"):
         try:
             return _restore(model, objective, key, path)
         except CacheDamaged as error:
             warnings.warn(f"{path} cannot be used ({error}); training {name} again", stacklevel=2)
-    history = fit(model, objective, data, recipe, seed=seed, progress=progress)
+    history = fit(model, objective, data, recipe, seed=seed, validation=validation, progress=progress)
     trained_on = f"{next(model.parameters()).device.type}, {datetime.date.today().isoformat()}"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     heads = {k: v.detach().cpu() for k, v in objective.state_dict().items()}

@@ -18,7 +18,7 @@ import torch
 from vitlessons.config import device as default_device
 from vitlessons.config import hub_reachable
 from vitlessons.models import hub
-from vitlessons.models.hub import OpenClipModel, TimmModel, WeightsUnavailable
+from vitlessons.models.hub import OpenClipModel, TimmModel
 from vitlessons.models.lab import LabModel, lab_cnn, lab_vit
 from vitlessons.models.wrapper import Model
 

@@ -1,0 +1,33 @@
+"""Figures for the course, by topic: images (grids, PNG bytes), cues (the shape-bias plot of Geirhos et al.,
+2019, score bars, cue decisions) and training (learning curves).
+
+Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``, so they work
+under any backend (Agg included), are not kept alive by pyplot's registry, and show up
+exactly once when a notebook cell returns them.
+"""
+
+from __future__ import annotations
+
+from vitlessons.plot.cues import PUBLISHED_SHAPE_BIAS, cue_decisions, score_bars, shape_bias_plot
+from vitlessons.plot.images import figure_png, image_grid
+from vitlessons.plot.training import learning_curves
+
+
+def _show_figures_in_notebooks() -> None:
+    """Register the PNG formatter for Figure objects in a kernel, as importing pyplot would have done."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        set_matplotlib_formats("png")
+
+
+_show_figures_in_notebooks()
+
+_show_figures_in_notebooks()
+
+__all__ = ["PUBLISHED_SHAPE_BIAS", "cue_decisions", "figure_png", "image_grid", "learning_curves", "score_bars",
+           "shape_bias_plot"]
