@@ -2,10 +2,11 @@
 
     vitlessons prefetch --all            # every hub model and the cue-conflict stimuli
     vitlessons prefetch resnet50 deit_s  # just these models
-    vitlessons prefetch --lab            # check and warm what lab scale uses (Binder's postBuild)
+    vitlessons prefetch --lab            # warm what lab scale uses and train the lab models (Binder's postBuild)
 
-Weights land in the Hugging Face cache (``HF_HOME``), the stimuli in ``VITLESSONS_DATA``; copy both
-folders to the classroom machines, or point the variables at a shared folder.
+Weights land in the Hugging Face cache (``HF_HOME``), the stimuli in ``VITLESSONS_DATA``, the trained lab
+models in ``VITLESSONS_CACHE``; copy the folders to the classroom machines, or point the variables at a shared
+folder.
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ HUB_MODELS = tuple(name for name, spec in REGISTRY.items() if spec.hub_files is 
 
 
 def warm_lab() -> None:
-    """Load everything lab scale reads from disk once, so a fresh session (Binder, a classroom) starts fast."""
+    """Load everything lab scale reads from disk once and train the course's lab models (a few minutes on a
+    CPU), so a fresh session (Binder, a classroom) starts fast and no chapter waits for training."""
     import matplotlib.font_manager  # noqa: F401  (builds the font cache on first import)
+
+    from vitlessons import zoo
 
     load_model("efficientnet_lite0", device="cpu")
     photos.photos()
     for name in photos.TEXTURES:
         photos.texture(name)
     photos.horse_mask()
+    for split in zoo.TRAINING_SPLITS:
+        for name in zoo.LAB_MODELS:
+            print(zoo.cue_world_model(name, split, device="cpu").summary())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--all", action="store_true", help="every hub model and the stimuli")
     parser.add_argument("--stimuli", action="store_true", help="the 1,280 cue-conflict stimuli")
     parser.add_argument("--lab", action="store_true",
-                        help="load what lab scale uses (EfficientNet-Lite0, the photos) and build matplotlib's font cache")
+                        help="load what lab scale uses (EfficientNet-Lite0, the photos), build matplotlib's font cache "
+                             "and train the lab models into the cache")
     return parser
 
 

@@ -109,7 +109,7 @@ def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, se
                 sums[name] += value.item() * len(batch[0])
             seen += len(batch[0])
             bar.update()
-            bar.set_postfix(loss=f"{out.loss.item():.3f}")
+            bar.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)  # a refresh per step slows notebooks
         history.log({name: value / seen for name, value in sums.items()})
         history.log({"images seen": float((epoch + 1) * len(data))})
         if validation is not None:

@@ -11,7 +11,7 @@ import torch
 
 from vitlessons.data import cueworld
 from vitlessons.data.sources import CueWorldStream, TensorSource
-from vitlessons.models.lab import RECIPES, TRAINING_IMAGES
+from vitlessons.models.lab import IMAGES_PER_EPOCH, RECIPES
 from vitlessons.objectives import Classification
 from vitlessons.trained import TrainedModel, train_or_load
 
@@ -26,6 +26,6 @@ def cue_world_model(name: str, split: str, seed: int = 0, device: torch.device |
     if name not in LAB_MODELS or split not in TRAINING_SPLITS:
         raise ValueError(f"the course trains {LAB_MODELS} on {TRAINING_SPLITS}, not {name!r} on {split!r}")
     validation = cueworld.make_split(split, VALIDATION_IMAGES, seed=seed + 1)
-    return train_or_load(name, Classification(), CueWorldStream(split, images=TRAINING_IMAGES[name], seed=seed),
+    return train_or_load(name, Classification(), CueWorldStream(split, images=IMAGES_PER_EPOCH[name], seed=seed),
                          RECIPES[name], seed=seed, device=device, progress=progress,
                          validation=TensorSource(validation.images, validation.labels), labels=cueworld.CLASS_NAMES)

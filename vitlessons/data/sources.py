@@ -17,6 +17,8 @@ from vitlessons.config import generator
 from vitlessons.data import cueworld
 from vitlessons.tensors import tensor_bytes
 
+DRAW = 512  # images a stream renders at once
+
 
 class TensorSource:
     """Batches of equal-length tensors (images, labels, ...), reshuffled every epoch by a seeded generator."""
@@ -66,10 +68,13 @@ class CueWorldStream:
         return self.images
 
     def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Draw this epoch's images, then yield them in (image, label) batches."""
-        drawn = cueworld.make_split(self.split, self.images, seed=_derive(self.seed, self.split, epoch), size=self.size)
-        for start in range(0, len(drawn), batch_size):
-            yield drawn.images[start:start + batch_size], drawn.labels[start:start + batch_size]
+        """Draw this epoch's images a few batches at a time (memory stays small), and yield (image, label) batches."""
+        per_draw = batch_size * max(1, DRAW // batch_size)
+        for index, start in enumerate(range(0, self.images, per_draw)):
+            drawn = cueworld.make_split(self.split, min(per_draw, self.images - start), size=self.size,
+                                        seed=_derive(self.seed, f"{self.split}:{index}", epoch))
+            for first in range(0, len(drawn), batch_size):
+                yield drawn.images[first:first + batch_size], drawn.labels[first:first + batch_size]
 
     def config(self) -> dict[str, Any]:
         return {"source": "cueworld-stream", "split": self.split, "images": self.images, "seed": self.seed, "size": self.size}
