@@ -58,10 +58,16 @@ def test_binder_start_defaults_to_lab_scale_but_respects_a_choice() -> None:
     assert (default.stdout.strip(), chosen.stdout.strip()) == ("lab", "paper")
 
 
-def test_binder_post_build_runs() -> None:
-    """The build step itself, offline: it must load everything lab scale needs."""
+def test_binder_post_build_runs(notebook_caches: dict) -> None:
+    """The build step itself, offline: it must load everything lab scale needs and train the lab models.
+
+    It trains into the test run's shared cache, as Binder's build trains into the image's: the chapters that
+    the later tests run then load those models, as a Binder session would.
+    """
     done = subprocess.run(["bash", str(BINDER / "postBuild")], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-                          timeout=300)
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     assert "lab scale: ready" in done.stdout
+    trained = [line for line in done.stdout.splitlines() if line.startswith(("lab_cnn: ", "lab_vit: "))]
+    assert len(trained) == 4, done.stdout
