@@ -38,7 +38,6 @@ class Recipe:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: float = 0.1  # fraction of the steps spent warming up
-    flip: bool = False  # mirror half of each batch left-right (the cue world's classes are mirror-symmetric)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 <= self.warmup < 1:
@@ -85,7 +84,6 @@ def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, se
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, recipe.warmup))
-    flips = torch.Generator().manual_seed(seed)
     history, start, step = History(), time.perf_counter(), 0
     bar = tqdm(total=total, desc=f"training {getattr(model, 'name', type(model).__name__)}", disable=not progress,
                leave=False)
@@ -96,8 +94,6 @@ def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, se
         seen = 0
         for batch in data.batches(epoch, recipe.batch_size, seed):
             batch = tuple(t.to(device) for t in batch)
-            if recipe.flip:
-                batch = (_flip_half(batch[0], flips), *batch[1:])
             out = objective.step(model, batch)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -135,12 +131,6 @@ def evaluate(model: nn.Module, objective: Objective, data: Source, batch_size: i
         for name, value in objective.step(model, batch).logs.items():
             sums[name] += value.item() * len(batch[0])
     return {name: value / len(data) for name, value in sums.items()}
-
-
-def _flip_half(images: Tensor, generator: torch.Generator) -> Tensor:
-    """Each image mirrored left-right with probability 1/2, drawn from the loop's own generator."""
-    mirrored = torch.rand(len(images), generator=generator).to(images.device) < 0.5
-    return torch.where(mirrored[:, None, None, None], images.flip(-1), images)
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1) -> Callable[[int], float]:
