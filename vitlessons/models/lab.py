@@ -7,6 +7,7 @@ settings chosen for each default model on the cue world, within chapter 1's time
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -68,7 +69,5 @@ class LabModel:
 
     def options(self) -> set[str]:
         """Every keyword this builder takes, architecture options included."""
-        import inspect
-
         own = {"labels", "image_size", "seed", "checkpoint"}
         return own | (set(inspect.signature(self.network).parameters) - {"num_classes"})
