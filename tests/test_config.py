@@ -28,3 +28,14 @@ def test_device_override_and_generators(monkeypatch: pytest.MonkeyPatch) -> None
     assert config.device() == torch.device("cpu")
     a, b = config.generator(3), config.generator(3)
     assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
+
+
+def test_paper_preview_limit_is_a_positive_whole_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VITLESSONS_PAPER_IMAGES", raising=False)
+    assert config.paper_images() is None
+    monkeypatch.setenv("VITLESSONS_PAPER_IMAGES", " 32 ")
+    assert config.paper_images() == 32
+    for bad in ("0", "-4", "lots", "2.5"):
+        monkeypatch.setenv("VITLESSONS_PAPER_IMAGES", bad)
+        with pytest.raises(ValueError, match="positive whole number"):
+            config.paper_images()

@@ -215,6 +215,28 @@ def test_lab_vit_options_reach_the_architecture() -> None:
     assert vit.trunk.patch_embed.grid_size == (16, 16) and len(vit.trunk.blocks) == 2 and vit.trunk.embed_dim == 64
     with pytest.raises(ValueError, match="multiple of patch_size 5"):
         load_model("lab_vit", labels=["a"], patch_size=5)
+    with pytest.raises(ValueError, match="power-of-two patch_size, got 6; use stem='linear'"):
+        load_model("lab_vit", labels=["a"], patch_size=6, image_size=60)
+    linear = load_model("lab_vit", labels=["a"], device="cpu", patch_size=6, image_size=60, stem="linear")
+    assert isinstance(linear.trunk.patch_embed.proj, torch.nn.Conv2d) and linear.trunk.patch_embed.grid_size == (10, 10)
+    with pytest.raises(ValueError, match="unknown stem 'conv'"):
+        load_model("lab_vit", labels=["a"], stem="conv")
+
+
+@pytest.mark.parametrize("patch_size", [2, 4, 8, 16])
+def test_the_hmlp_stem_gives_each_token_its_own_patch_only(patch_size: int) -> None:
+    """Change the pixels of one patch: exactly that patch's token changes, as with ViT's linear embedding."""
+    vit = load_model("lab_vit", labels=["a"], device="cpu", patch_size=patch_size).trunk
+    images = torch.rand(2, 3, 64, 64)
+    changed = images.clone()
+    row, column = 1, 0
+    changed[:, :, row * patch_size:(row + 1) * patch_size, column * patch_size:(column + 1) * patch_size] = torch.rand(1)
+    with torch.no_grad():
+        before, after = vit.patch_embed(images), vit.patch_embed(changed)
+    grid = 64 // patch_size
+    assert before.shape == (2, grid * grid, 128)
+    moved = (before - after).abs().amax(dim=(0, 2)) > 1e-6
+    assert moved.nonzero().flatten().tolist() == [row * grid + column]
 
 
 def test_block_tokens_are_what_the_head_reads() -> None:

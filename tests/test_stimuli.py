@@ -144,3 +144,14 @@ def test_stimuli_dir_follows_data_dir(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_mismatched_fields_are_refused() -> None:
     with pytest.raises(ValueError, match="same length"):
         CueConflictStimuli(torch.zeros(2, 3, 4, 4), torch.zeros(2), torch.zeros(3), [Path("a"), Path("b")])
+
+
+def test_a_limit_spreads_over_the_categories_and_reads_only_those(stimuli_root, monkeypatch) -> None:
+    root, colours = stimuli_root
+    everything = load_cue_conflict(root, size=8, expected=17)
+    four = load_cue_conflict(root, size=8, expected=17, limit=4)
+    assert four.paths == [everything.paths[i] for i in (0, 4, 8, 12)]
+    assert torch.equal(four.images, everything.images[[0, 4, 8, 12]])
+    assert load_cue_conflict(root, size=8, expected=17, limit=100).paths == everything.paths
+    with pytest.raises(ValueError, match="at least 1"):
+        load_cue_conflict(root, size=8, expected=17, limit=0)

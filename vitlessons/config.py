@@ -7,6 +7,8 @@ Every setting comes from an environment variable so that a classroom can set it 
 - ``VITLESSONS_DATA``: downloaded datasets (default ``$VITLESSONS_CACHE/data``).
 - ``VITLESSONS_DEVICE``: force a device (``cpu``, ``cuda``, ``mps``); otherwise cuda, then mps, then cpu.
 - ``VITLESSONS_OFFLINE=1``: treat every server as unreachable without asking (the tests set it).
+- ``VITLESSONS_PAPER_IMAGES=N``: a paper-scale *preview*, each evaluation on at most N of its images
+  (a check on a CPU that the paper-scale sections run; its numbers are not the paper's).
 
 Hub weights stay in the libraries' own caches (``HF_HOME`` for timm and open_clip), so a model
 fetched once by any tool is found by all of them.
@@ -32,6 +34,16 @@ def scale_setting() -> str:
     if value not in SCALES:
         raise ValueError(f"VITLESSONS_SCALE must be one of {SCALES}, got {value!r}")
     return value
+
+
+def paper_images() -> int | None:
+    """The preview limit in ``VITLESSONS_PAPER_IMAGES`` (images per paper-scale evaluation), or None for all."""
+    value = os.environ.get("VITLESSONS_PAPER_IMAGES", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"VITLESSONS_PAPER_IMAGES must be a positive whole number of images, got {value!r}")
+    return int(value)
 
 
 def cache_dir() -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vitlessons.config import device as default_device
-from vitlessons.config import has_gpu, hub_reachable, reachable, scale_setting
+from vitlessons.config import has_gpu, hub_reachable, paper_images, reachable, scale_setting
 
 STIMULI = "cue-conflict stimuli"
 ASK_FOR_PAPER = "set VITLESSONS_SCALE=paper before setup() (in a notebook: os.environ['VITLESSONS_SCALE'] = 'paper')"
@@ -59,7 +59,8 @@ def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     downloads = {s.name: s.download_mb for s in specs if s.hub_files is not None and cached_weights(s.name) is None}
     if needs.stimuli and not stimuli_available():
         downloads[STIMULI] = download.DOWNLOAD_MB
-    gflops = needs.images * sum(s.gflops for s in specs)
+    images = min(needs.images, paper_images() or needs.images)
+    gflops = images * sum(s.gflops for s in specs)
     gflops += sum(_prompts_to_encode(s, needs.imagenet_classes) * s.text_gflops for s in specs if s.text_gflops)
     return PaperCost(downloads, gflops * 1e9 / device_flops(on), on)
 
@@ -134,9 +135,11 @@ class Setup:
     scale: str
     device: torch.device
     seed: int
+    paper_images: int | None = None  # a paper-scale preview: at most this many images per evaluation
 
     def __str__(self) -> str:
-        return f"scale={self.scale} device={self.device} seed={self.seed}"
+        preview = f" preview={self.paper_images} images per evaluation" if self.paper_images else ""
+        return f"scale={self.scale} device={self.device} seed={self.seed}{preview}"
 
 
 def versions() -> dict[str, str]:
@@ -158,7 +161,8 @@ def setup(seed: int = 0, paper: PaperScale | None = None) -> Setup:
     """Seed, pick the device and the scale (for what the chapter's paper-scale sections need), and print them."""
     torch.manual_seed(seed)  # model initialisation draws from the global generator
     on = default_device()
-    chosen = Setup(scale=choose_scale(paper, on), device=on, seed=seed)
+    scale = choose_scale(paper, on)
+    chosen = Setup(scale=scale, device=on, seed=seed, paper_images=paper_images() if scale == "paper" else None)
     print(chosen)
     print("  ".join(f"{name} {version}" for name, version in versions().items()))
     return chosen

