@@ -7,6 +7,8 @@ import open_clip
 import pytest
 import torch
 
+from paper_fakes import hub_snapshot
+
 import vitlessons
 from vitlessons import session
 from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
@@ -37,11 +39,7 @@ def cache_everything(monkeypatch: pytest.MonkeyPatch, hub: Path) -> None:
     """Lay out the weights in the Hugging Face cache, the stimuli as present, and CLIP's head for the 207 classes."""
     for name in ("resnet50", "vit_b16", "deit_s", "clip_b32"):
         repo, filenames = get_spec(name).hub_files
-        snapshot = hub / f"models--{repo.replace('/', '--')}" / "snapshots" / ("0" * 40)
-        snapshot.mkdir(parents=True)
-        (snapshot / filenames[0]).write_bytes(b"weights")
-        (snapshot.parents[1] / "refs").mkdir()
-        (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+        (hub_snapshot(hub, repo) / filenames[0]).write_bytes(b"weights")
     monkeypatch.setattr("vitlessons.data.stimuli.stimuli_available", lambda: True)
     spec = get_spec("clip_b32")
     names = imagenet_classnames(SIXTEEN_CLASS_INDICES)
@@ -89,6 +87,18 @@ def test_everything_cached_is_paper_even_on_a_cpu(monkeypatch, capsys, tmp_path,
     assert "everything it needs is cached" in notice
     expected = 1280 * (8.2 + 35.1 + 9.2 + 5.9 + 0.77) / 100 / 60  # the head is cached: only the stimuli remain
     assert f"about {round(expected)} min" in notice
+
+
+def test_a_preview_costs_its_images_and_is_shown(monkeypatch, capsys, tmp_path, steady_speed) -> None:
+    monkeypatch.setenv("VITLESSONS_PAPER_IMAGES", "64")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cache_everything(monkeypatch, tmp_path / "hub")
+    assert session.paper_cost(CHAPTER_1, CPU).seconds == pytest.approx(64 * (8.2 + 35.1 + 9.2 + 5.9 + 0.77) / 100)
+    monkeypatch.setenv("VITLESSONS_SCALE", "paper")
+    chosen = vitlessons.setup(paper=CHAPTER_1)
+    assert chosen.paper_images == 64 and "preview=64 images per evaluation" in capsys.readouterr().out
+    monkeypatch.setenv("VITLESSONS_SCALE", "lab")
+    assert vitlessons.setup(paper=CHAPTER_1).paper_images is None  # a preview of paper scale only
 
 
 def test_clip_head_costs_what_is_not_cached(steady_speed) -> None:
