@@ -41,7 +41,8 @@ def test_paper_scale_branch_runs(path: Path, tmp_path: Path, paper_world: dict, 
     fake_clip_head("clip_b32", SIXTEEN_CLASS_INDICES)
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(REPORT))
-    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
 
     text = "\n".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
                      for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)

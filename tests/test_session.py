@@ -6,16 +6,15 @@ from pathlib import Path
 import open_clip
 import pytest
 import torch
-
 from paper_fakes import hub_snapshot
 
 import vitlessons
 from vitlessons import session
 from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
 from vitlessons.models.clip import head_cache
-from vitlessons.storage import save_atomically
 from vitlessons.models.hub import imagenet_classnames
 from vitlessons.models.registry import get_spec
+from vitlessons.storage import save_atomically
 
 CHAPTER_1 = session.PaperScale(models=("resnet50", "vit_b16", "deit_s", "clip_b32", "efficientnet_lite0"),
                                stimuli=True, images=1280, imagenet_classes=SIXTEEN_CLASS_INDICES)

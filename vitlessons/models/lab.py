@@ -20,7 +20,6 @@ from torch import nn
 from vitlessons.models.wrapper import Classifier, Preprocessing
 from vitlessons.train import Recipe
 
-
 STEMS = ("hmlp", "linear")
 
 
