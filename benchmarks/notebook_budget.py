@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = args.notebooks or chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
     os.environ["VITLESSONS_SCALE"] = "lab"
-    # Machines of one kind differ (the 2-core VMs here by up to 1.6x from day to day): this rate tells runs apart.
+    # Machines of one kind differ (the 2-core VMs here by up to 1.8x from day to day): this rate tells runs apart.
     print(f"this machine: {device_flops(torch.device('cpu')) / 1e9:.0f} GFLOP/s on a float32 matrix product, "
           f"{torch.get_num_threads()} threads")
     print(f"{'notebook':40s} {'cache':>6s} {'seconds':>8s} {'of budget':>9s} {'peak MB':>8s} {'of budget':>9s}")

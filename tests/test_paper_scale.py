@@ -27,7 +27,7 @@ REPORT = "print('PAPER MODELS:', *PAPER.models)"
 def paper_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Fake hub weights and stimuli, built once for all chapters."""
     root = tmp_path_factory.mktemp("paper")
-    fake_hub_cache(root / "hf", [name for name, spec in REGISTRY.items() if spec.hub_files is not None])
+    fake_hub_cache(root / "hf", REGISTRY)  # packaged and lab models are skipped
     fake_stimuli(root / "data" / "cue-conflict")
     return {"HF_HUB_CACHE": str(root / "hf"), "VITLESSONS_DATA": str(root / "data")}
 

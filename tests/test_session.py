@@ -6,15 +6,12 @@ from pathlib import Path
 import open_clip
 import pytest
 import torch
-from paper_fakes import hub_snapshot
+from paper_fakes import fake_clip_head, hub_snapshot
 
 import vitlessons
 from vitlessons import session
 from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
-from vitlessons.models.clip import head_cache
-from vitlessons.models.hub import imagenet_classnames
 from vitlessons.models.registry import get_spec
-from vitlessons.storage import save_atomically
 
 CHAPTER_1 = session.PaperScale(models=("resnet50", "vit_b16", "deit_s", "clip_b32", "efficientnet_lite0"),
                                stimuli=True, images=1280, imagenet_classes=SIXTEEN_CLASS_INDICES)
@@ -40,10 +37,7 @@ def cache_everything(monkeypatch: pytest.MonkeyPatch, hub: Path) -> None:
         repo, filenames = get_spec(name).hub_files
         (hub_snapshot(hub, repo) / filenames[0]).write_bytes(b"weights")
     monkeypatch.setattr("vitlessons.data.stimuli.stimuli_available", lambda: True)
-    spec = get_spec("clip_b32")
-    names = imagenet_classnames(SIXTEEN_CLASS_INDICES)
-    save_atomically({name: torch.zeros(512) for name in names},
-                    head_cache(spec.builder.identifier, spec.builder.pretrained, open_clip.OPENAI_IMAGENET_TEMPLATES))
+    fake_clip_head("clip_b32", SIXTEEN_CLASS_INDICES)
 
 
 def test_offline_without_the_weights_is_lab_with_the_reason(monkeypatch, capsys, steady_speed) -> None:
@@ -108,10 +102,7 @@ def test_clip_head_costs_what_is_not_cached(steady_speed) -> None:
     distinct = len(set(open_clip.IMAGENET_CLASSNAMES))  # two ImageNet classes share a name, and so a prompt
     assert session.paper_cost(clip, CPU).seconds == pytest.approx(distinct * per_class)
     assert session.paper_cost(subset, CPU).seconds == pytest.approx(207 * per_class)
-    spec = get_spec("clip_b32")
-    cached = imagenet_classnames(SIXTEEN_CLASS_INDICES[:100])
-    save_atomically({name: torch.zeros(512) for name in cached},
-                    head_cache(spec.builder.identifier, spec.builder.pretrained, open_clip.OPENAI_IMAGENET_TEMPLATES))
+    fake_clip_head("clip_b32", SIXTEEN_CLASS_INDICES[:100])
     assert session.paper_cost(subset, CPU).seconds == pytest.approx(107 * per_class)
 
 
