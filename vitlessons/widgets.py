@@ -72,3 +72,31 @@ def cue_conflict_explorer(models: Mapping[str, Classifier], seed: int = 0, size:
         "texture": ipywidgets.Dropdown(options=cueworld.TEXTURES, value=texture, description="texture"),
         "grid": ipywidgets.SelectionSlider(options=grids, value=1, description="tiles"),
     })
+
+
+def attack_explorer(models: Mapping[str, Classifier], image: torch.Tensor, label: int,
+                    budgets: tuple[int, ...] = (0, 1, 2, 4, 8, 16)) -> Explorer:
+    """Slide the L-infinity budget (in 255ths); see each model's FGSM image, its perturbation and its decision."""
+    from vitlessons.attacks import fgsm
+    from vitlessons.plot.attacks import amplify
+
+    def draw(budget: int) -> Figure:
+        eps = budget / 255
+        figure = Figure(figsize=(2.0 * (1 + 2 * len(models)), 2.5))
+        axes = figure.subplots(1, 1 + 2 * len(models))
+        panels = [("clean", image[0])]
+        for name, model in models.items():
+            adversarial = fgsm(model, image, torch.tensor([label]), eps=eps).images if budget else image
+            guess = model.predict(adversarial)[0]
+            top = int(guess.argmax())
+            panels += [(f"{name}: {model.labels[top]} ({guess[top]:.0%})", adversarial[0]),
+                       (f"{name}: delta, stretched", amplify(adversarial[0] - image[0], max(eps, 1 / 255)))]
+        for ax, (title, picture) in zip(axes, panels):
+            ax.imshow(picture.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.set_axis_off()
+        figure.tight_layout()
+        return figure
+
+    return Explorer(draw, {"budget": ipywidgets.SelectionSlider(options=budgets, value=budgets[min(3, len(budgets) - 1)],
+                                                                description="eps x 255")})

@@ -1,9 +1,4 @@
-"""Checkers for the exercises: each says "passed", or says exactly what is wrong and by how much.
-
-A checker takes the student's function, runs it on cases whose answers we know, and raises
-``ExerciseFailed`` with a specific hint when it disagrees. A stub that still raises
-``NotImplementedError`` is reported as "not done yet", not as a crash.
-"""
+"""Chapter 1's checkers: shape bias by hand, the 16-category decision, shuffled tiles."""
 
 from __future__ import annotations
 
@@ -13,22 +8,7 @@ import torch
 from torch import Tensor
 
 from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES, decide_16
-
-
-class ExerciseFailed(AssertionError):
-    """The answer disagrees with the reference; the message says how."""
-
-
-def _run(function: Callable, *args):
-    """Call the student's function, turning an unfinished stub into a clear message."""
-    try:
-        return function(*args)
-    except NotImplementedError:
-        raise ExerciseFailed(f"{function.__name__} is not implemented yet: replace the `raise NotImplementedError`.") from None
-
-
-def _passed(what: str) -> None:
-    print(f"Passed: {what}")
+from vitlessons.exercises.common import ExerciseFailed, passed, run
 
 
 # Exercise 1.1: shape bias by hand ------------------------------------------------------------
@@ -57,7 +37,7 @@ def check_shape_bias(shape_bias_fraction: Callable[[Tensor, Tensor, Tensor], flo
     """Exercise 1.1: shape decisions / (shape + texture decisions), over conflicting images only."""
     for predictions, shapes, textures, expected in _SHAPE_BIAS_CASES:
         p, s, t = (torch.tensor(v) for v in (predictions, shapes, textures))
-        answer = _run(shape_bias_fraction, p, s, t)
+        answer = run(shape_bias_fraction, p, s, t)
         if not isinstance(answer, (float, int)) and not (isinstance(answer, Tensor) and answer.numel() == 1):
             raise ExerciseFailed(f"return one number (a float), got {type(answer).__name__}")
         answer = float(answer)
@@ -69,7 +49,7 @@ def check_shape_bias(shape_bias_fraction: Callable[[Tensor, Tensor, Tensor], flo
         hint = next((text for value, text in _shape_bias_mistakes(p, s, t, expected) if abs(answer - value) < 1e-6), "")
         raise ExerciseFailed(f"for predictions={predictions}, shapes={shapes}, textures={textures} "
                              f"you returned {answer:.4f}, expected {expected:.4f}.{hint}")
-    _passed("shape bias counts shape decisions among shape-or-texture decisions on conflicting images.")
+    passed("shape bias counts shape decisions among shape-or-texture decisions on conflicting images.")
 
 
 # Exercise 1.2: the 16-category decision -------------------------------------------------------
@@ -88,7 +68,7 @@ def _decision_cases() -> list[Tensor]:
 def check_decision_16(decide: Callable[[Tensor], Tensor]) -> None:
     """Exercise 1.2: average the probabilities of each category's ImageNet classes, then take the arg-max."""
     for probabilities in _decision_cases():
-        answer = _run(decide, probabilities)
+        answer = run(decide, probabilities)
         if not isinstance(answer, Tensor) or answer.shape != (len(probabilities),):
             shape = tuple(answer.shape) if isinstance(answer, Tensor) else type(answer).__name__
             raise ExerciseFailed(f"return a tensor of {len(probabilities)} category indices, got {shape}")
@@ -102,7 +82,7 @@ def check_decision_16(decide: Callable[[Tensor], Tensor]) -> None:
                 hint = " Summing favours categories with many ImageNet classes (dog has 109): take the mean."
             raise ExerciseFailed(f"{len(wrong)} of {len(answer)} decisions differ; image {i}: you chose {got}, "
                                  f"expected {CATEGORIES[expected[i]]}.{hint}")
-    _passed("the decision is the arg-max of the mean probability over each category's ImageNet classes.")
+    passed("the decision is the arg-max of the mean probability over each category's ImageNet classes.")
 
 
 # Exercise 1.3: keep the texture, destroy the shape ----------------------------------------------
@@ -118,7 +98,7 @@ def _tiles(image: Tensor, grid: int) -> Tensor:
 def check_shuffle_tiles(shuffle_tiles: Callable[[Tensor, int, int], Tensor]) -> None:
     """Exercise 1.3: the same tiles in a new order, so texture survives and the global shape does not."""
     image = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
-    shuffled = _run(shuffle_tiles, image, 4, 0)
+    shuffled = run(shuffle_tiles, image, 4, 0)
     if not isinstance(shuffled, Tensor) or shuffled.shape != image.shape:
         shape = tuple(shuffled.shape) if isinstance(shuffled, Tensor) else type(shuffled).__name__
         raise ExerciseFailed(f"return an image of the input's shape {tuple(image.shape)}, got {shape}")
@@ -130,8 +110,8 @@ def check_shuffle_tiles(shuffle_tiles: Callable[[Tensor, int, int], Tensor]) -> 
         missing = int((matches == 0).sum())
         raise ExerciseFailed(f"{missing} of 16 output tiles are not tiles of the input: cut the image into a "
                              "grid x grid array of equal tiles and move whole tiles, without flipping or resizing them")
-    if not torch.equal(_run(shuffle_tiles, image, 4, 0), shuffled):
+    if not torch.equal(run(shuffle_tiles, image, 4, 0), shuffled):
         raise ExerciseFailed("the same seed gave a different shuffle: draw the permutation from a torch.Generator seeded with it")
-    if torch.equal(_run(shuffle_tiles, image, 4, 1), shuffled):
+    if torch.equal(run(shuffle_tiles, image, 4, 1), shuffled):
         raise ExerciseFailed("seeds 0 and 1 gave the same shuffle: use the seed to draw the permutation")
-    _passed("whole tiles are moved, each exactly once, repeatably from the seed.")
+    passed("whole tiles are moved, each exactly once, repeatably from the seed.")

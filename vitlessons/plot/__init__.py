@@ -1,5 +1,6 @@
 """Figures for the course, by topic: images (grids, PNG bytes), cues (the shape-bias plot of Geirhos et al.,
-2019, score bars, cue decisions) and training (learning curves).
+2019, score bars, cue decisions), training (learning curves), architecture (patches, filters, position
+similarity), attacks (perturbations, spectra, accuracy against budget) and attention (distance per head).
 
 Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``, so they work
 under any backend (Agg included), are not kept alive by pyplot's registry, and show up
@@ -8,6 +9,7 @@ exactly once when a notebook cell returns them.
 
 from __future__ import annotations
 
+from vitlessons.plot import architecture, attacks, attention
 from vitlessons.plot.cues import PUBLISHED_SHAPE_BIAS, cue_decisions, score_bars, shape_bias_plot
 from vitlessons.plot.images import figure_png, image_grid
 from vitlessons.plot.training import learning_curves
@@ -27,7 +29,5 @@ def _show_figures_in_notebooks() -> None:
 
 _show_figures_in_notebooks()
 
-_show_figures_in_notebooks()
-
-__all__ = ["PUBLISHED_SHAPE_BIAS", "cue_decisions", "figure_png", "image_grid", "learning_curves", "score_bars",
+__all__ = ["PUBLISHED_SHAPE_BIAS", "architecture", "attacks", "attention", "cue_decisions", "figure_png", "image_grid", "learning_curves", "score_bars",
            "shape_bias_plot"]

@@ -1,0 +1,13 @@
+"""Checkers for the exercises, one module per chapter: each says "passed", or says exactly what is wrong.
+
+A checker takes the student's function, runs it on cases whose answers we know, and raises
+``ExerciseFailed`` with a specific hint when it disagrees. A stub that still raises
+``NotImplementedError`` is reported as "not done yet", not as a crash.
+"""
+
+from vitlessons.exercises.common import ExerciseFailed
+from vitlessons.exercises.introduction import check_fgsm, check_mean_attention_distance
+from vitlessons.exercises.texture_shape import check_decision_16, check_shape_bias, check_shuffle_tiles
+
+__all__ = ["ExerciseFailed", "check_decision_16", "check_fgsm", "check_mean_attention_distance", "check_shape_bias",
+           "check_shuffle_tiles"]
