@@ -111,3 +111,9 @@ def test_attention_distance_is_a_mean_over_images_whatever_the_batch() -> None:
     torch.testing.assert_close(whole, singles)
     diagonal = 8 * math.hypot(7, 7)  # no two patch centres of the 8x8 grid are farther apart
     assert ((whole > 0) & (whole < diagonal)).all()
+
+
+def test_uniform_distance_is_the_mean_distance_of_uniform_attention() -> None:
+    model = lab_vit()
+    uniform = attention.mean_distance([uniform_over_patches((8, 8))], (8, 8), patch_size=8).item()
+    assert attention.uniform_distance(model) == pytest.approx(uniform, rel=1e-5)

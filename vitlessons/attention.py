@@ -104,3 +104,9 @@ def attention_distance(model: Model, images: Tensor, batch_size: int = 16) -> Te
             model.features(batch)
             total = total + mean_distance(maps, grid, patch_size, trunk.num_prefix_tokens).cpu() * len(batch)
     return total / len(images)
+
+
+def uniform_distance(model: Model) -> float:
+    """The mean attention distance of a head that attends evenly to every patch: the yardstick for 'global'."""
+    trunk = _trunk(model)
+    return patch_distances(tuple(trunk.patch_embed.grid_size), trunk.patch_embed.patch_size[0]).mean().item()

@@ -62,7 +62,11 @@ def filters(weight: Tensor, title: str, count: int = 28, ncols: int = 7, princip
 
 
 def position_similarity(position_embedding: Tensor, grid: tuple[int, int], title: str = "") -> Figure:
-    """For each patch position, the cosine similarity of its embedding to every other position's, on the grid."""
+    """For each patch position, the cosine similarity of its embedding to every other position's, on the grid.
+
+    Each small map has its own colour scale: the learned embeddings share a large common part, which on one
+    scale would wash out where each map peaks.
+    """
     rows, cols = grid
     embeddings = torch.nn.functional.normalize(position_embedding.detach().cpu().float().reshape(rows * cols, -1), dim=-1)
     similarity = (embeddings @ embeddings.T).reshape(rows, cols, rows, cols)
@@ -70,7 +74,7 @@ def position_similarity(position_embedding: Tensor, grid: tuple[int, int], title
     axes = figure.subplots(rows, cols, squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
     for r in range(rows):
         for c in range(cols):
-            axes[r, c].imshow(similarity[r, c].numpy(), vmin=-1, vmax=1, cmap="viridis")
+            axes[r, c].imshow(similarity[r, c].numpy(), cmap="viridis")  # each map on its own scale
             axes[r, c].set_axis_off()
     figure.suptitle(title or "position embedding similarity", fontsize=9)
     return figure

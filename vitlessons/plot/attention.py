@@ -23,6 +23,7 @@ def attention_distance(distances: Mapping[str, Tensor], uniform: Mapping[str, fl
         if uniform and name in uniform:
             ax.axhline(uniform[name], color="0.5", linestyle="--", linewidth=1, label="uniform attention")
             ax.legend(frameon=False, fontsize=7, loc="lower right")
+        ax.set_xticks(range(1, blocks + 1, max(1, blocks // 6)))
         ax.set_xlabel("block")
         ax.set_ylabel("mean attention distance (px)")
         ax.set_title(name, fontsize=9)
