@@ -347,3 +347,14 @@ def test_stated_costs_match_the_architectures(name: str) -> None:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             net.encode_text(tokens)
         assert counter.get_total_flops() / 1e9 == pytest.approx(spec.text_gflops, rel=0.03)
+
+
+def test_parameters_and_gflops_count_the_lab_models() -> None:
+    from vitlessons.models.cost import parameters_and_gflops
+
+    model = load_model("lab_cnn", labels=list("abcdef"))
+    parameters, gflops = parameters_and_gflops(model)
+    assert parameters == sum(p.numel() for p in model.net.parameters())
+    first = model.net.conv1[0] if isinstance(model.net.conv1, torch.nn.Sequential) else model.net.conv1
+    stem = 2 * first.weight.numel() * (64 // 2) ** 2 / 1e9  # the stride-2 stem alone, at 64 px
+    assert stem < gflops < 1

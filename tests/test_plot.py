@@ -137,3 +137,24 @@ def test_image_grid_small_batch_and_grayscale():
 def test_image_grid_rejects_bad_input(images, kwargs, error, message):
     with pytest.raises(error, match=message):
         image_grid(images, **kwargs)
+
+
+def test_chapter_0_figures_draw_what_they_are_given():
+    from vitlessons.plot import architecture, attacks, attention
+
+    image = torch.rand(1, 3, 56, 56)
+    grid = architecture.patch_grid(image, 14)
+    assert len(grid.axes[0].lines) == 6, "three inner boundaries each way on a 4x4 grid"
+    weight = torch.randn(12, 3, 5, 5)
+    components = architecture.filter_components(weight, 4)
+    assert components.shape == (4, 3, 5, 5) and components.min() >= 0 and components.max() <= 1
+    assert len(architecture.filters(weight, "f", count=4, ncols=2).axes) == 4
+    assert len(architecture.position_similarity(torch.randn(6, 8), (2, 3)).axes) == 6
+    deltas = {"a": torch.rand(2, 3, 16, 16) * 0.02 - 0.01, "b": torch.zeros(2, 3, 16, 16)}
+    assert attacks.amplify(torch.tensor([-0.01, 0.0, 0.01]), 0.01).tolist() == [0.0, 0.5, 1.0]
+    assert len(attacks.perturbations(torch.rand(2, 3, 16, 16), deltas, 0.01).axes) == 6
+    assert len(attacks.spectra(deltas).axes) == 2
+    curve = attacks.accuracy_against_budget({"a": {0.0: 0.9, 4 / 255: 0.5}})
+    assert curve.axes[0].lines[0].get_xdata().tolist() == pytest.approx([0.0, 4.0])
+    panels = attention.attention_distance({"a": torch.rand(3, 2) * 10}, uniform={"a": 12.0})
+    assert len(panels.axes[0].collections) == 3 and panels.axes[0].lines[0].get_ydata()[0] == 12.0

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from vitlessons.data import cueworld
 from vitlessons.models import load_model
 from vitlessons.student import chapter_notebooks
-from vitlessons.widgets import Explorer, cue_conflict_explorer
+from vitlessons.widgets import Explorer, attack_explorer, cue_conflict_explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHAPTERS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
@@ -58,6 +58,18 @@ def test_cue_conflict_explorer_follows_its_controls() -> None:
     assert len(seen) == 4, "each control changes the figure"
     with pytest.raises(ValueError, match="unknown shape"):
         cueworld.compose("hexagon", "dots")
+
+
+def test_attack_explorer_redraws_for_each_budget() -> None:
+    model = load_model("lab_cnn", labels=list(cueworld.CLASS_NAMES), seed=2)
+    image = cueworld.make_split("aligned", 1, seed=3).images
+    explorer = attack_explorer({"a": model, "b": model}, image, label=0, budgets=(0, 4, 16))
+    assert explorer.values == {"budget": 16}
+    seen = {bytes(explorer.image.value)}
+    for budget in (0, 4):
+        explorer.controls["budget"].value = budget
+        seen.add(bytes(explorer.image.value))
+    assert len(seen) == 3, "each budget draws another figure"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
