@@ -1,18 +1,22 @@
-"""The weather and digital corruptions: contract, determinism, severity order, and agreement with corrupt-tta."""
+"""The weather and digital corruptions: contract, determinism, severity order, and agreement with ImageNet-C's own
+code (``corruption_reference``: imagecorruptions 1.1.2 and the original's steps)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from corruption_reference import reference
+from corruption_reference import imagecorruptions, reference, reference_function
 
 from vitlessons.data.photos import photos
 from vitlessons.perturb import SEVERITIES, corrupt, get_corruption, list_corruptions
 from vitlessons.perturb.blur import gaussian_filter
 from vitlessons.perturb.digital import hsv_to_rgb, rgb_to_hsv
-from vitlessons.perturb.weather import _frost_texture, frost_textures, plasma_fractal
+from vitlessons.perturb.weather import (
+    FROST_FILES, canny_edges, chamfer_distance, equalize_hist, frost_photos, plasma_fractal,
+)
 
 WEATHER = ("snow", "frost", "fog", "spatter")
 DIGITAL = ("brightness", "contrast", "saturate", "elastic_transform", "pixelate", "jpeg_compression")
@@ -157,7 +161,7 @@ def test_gaussian_filter_is_scipys(sigma: float) -> None:
 
 
 def test_plasma_fractal_is_the_reference_diamond_square(monkeypatch: pytest.MonkeyPatch) -> None:
-    corruptions = pytest.importorskip("corrupt_tta.corruptions")
+    corruptions = imagecorruptions()  # the original's plasma fractal, unchanged
     ours = plasma_fractal(1, 32, 1.7, seeded(3))[0].double()
     generator = seeded(3)
 
@@ -172,12 +176,25 @@ def test_plasma_fractal_is_the_reference_diamond_square(monkeypatch: pytest.Monk
 
 
 class Replay:
-    """Stand-ins for np.random.normal / uniform that return the numbers our code draws from a torch generator, in
-    the order it draws them, so the reference runs on the same randomness as we do."""
+    """Stand-ins for np.random.normal / uniform / randint that return the numbers our code draws from a torch
+    generator, in the order it draws them, so the reference runs on the same randomness as we do.
+
+    The order for one image: fog's plasma fractal level by level (squares, then the two diamond sets); snow's
+    noise field (only the centre it zooms into), then its angle; spatter's noise field; elastic_transform's
+    three affine offsets as a (3, 2) draw, then both displacement fields together as one (2, H, W) draw; frost's
+    photo, then the crop's corner (row, column) as one (1, 2) uniform draw."""
 
     def __init__(self, seed: int) -> None:
         self.generator = seeded(seed)
         self.pending: list[np.ndarray] = []
+        self.corner: list[float] = []
+
+    def randint(self, low: int, high: int | None = None) -> int:
+        if high is None:  # frost's photo
+            return int(torch.randint(0, low, (1,), generator=self.generator))
+        if not self.corner:  # frost's crop: both coordinates in one draw, the row first
+            self.corner = torch.rand(1, 2, generator=self.generator)[0].tolist()[::-1]
+        return low + int(self.corner.pop() * (high - low))
 
     def normal(self, loc: float = 0.0, scale: float = 1.0, size: tuple[int, ...] = ()) -> np.ndarray:
         return (torch.randn(size, generator=self.generator).double() * scale + loc).numpy()
@@ -208,24 +225,28 @@ def snow_replay(replay: Replay, image_size: int, zoom: float) -> None:
     replay.normal = centred
 
 
-@pytest.mark.parametrize("name", ["fog", "spatter", "elastic_transform", "snow"])
-def test_same_randomness_gives_the_reference_output(name: str, small: torch.Tensor,
+REPLAYED = [(name, severity) for name in ("fog", "elastic_transform", "snow", "spatter", "frost")
+            for severity in SEVERITIES]
+
+
+@pytest.mark.parametrize(("name", "severity"), REPLAYED)
+def test_same_randomness_gives_the_reference_output(name: str, severity: int, small: torch.Tensor,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    corrupt_tta = pytest.importorskip("corrupt_tta")
+    function = reference_function(name)
     image = small[2:3]
-    for severity in SEVERITIES:
-        ours = corrupt(image, name, severity, seeded(severity))
-        replay = Replay(severity)
-        if name == "snow":
-            snow_replay(replay, image.shape[-1], get_corruption("snow").levels[severity - 1][2])
-        monkeypatch.setattr(np.random, "normal", replay.normal)
-        monkeypatch.setattr(np.random, "uniform", replay.uniform)
-        array = (image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        theirs = corrupt_tta.corrupt(array, severity=severity, corruption_name=name)
-        monkeypatch.undo()
-        theirs = torch.from_numpy(np.asarray(theirs, dtype=np.float32) / 255).permute(2, 0, 1)[None].clamp(0, 1)
-        mad = (ours - theirs).abs().mean().item()
-        assert mad < 0.2 / 255, f"{name} {severity}: MAD {mad * 255:.3f}/255 on the same random numbers"
+    ours = corrupt(image, name, severity, seeded(severity))
+    replay = Replay(severity)
+    if name == "snow":
+        snow_replay(replay, image.shape[-1], get_corruption("snow").levels[severity - 1][2])
+    monkeypatch.setattr(np.random, "normal", replay.normal)
+    monkeypatch.setattr(np.random, "uniform", replay.uniform)
+    monkeypatch.setattr(np.random, "randint", replay.randint)
+    array = (image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    theirs = np.asarray(function(Image.fromarray(array), severity), dtype=np.float32)  # before 8-bit storage
+    monkeypatch.undo()
+    theirs = torch.from_numpy(theirs / 255).permute(2, 0, 1)[None].clamp(0, 1)
+    mad = (ours - theirs).abs().mean().item()
+    assert mad < 0.2 / 255, f"{name} {severity}: MAD {mad * 255:.3f}/255 on the same random numbers"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision >= 0.29 about its image codecs
@@ -239,12 +260,51 @@ def test_both_jpeg_codecs_give_the_same_pixels(small: torch.Tensor) -> None:
     assert torch.equal(digital._torchvision_round_trip(pixels, 18), digital._pillow_round_trip(pixels, 18))
 
 
-def test_frost_textures_are_fixed_and_cover_big_images() -> None:
-    bank = frost_textures()
-    assert bank.shape[:2] == (6, 3) and 0 <= bank.min() and bank.max() <= 1
-    assert torch.equal(bank[4], _frost_texture(4))  # the same from a fresh draw
-    big = torch.full((1, 3, 400, 420), 0.5)
-    assert corrupt(big, "frost", 5, seeded()).shape == big.shape
+def test_frost_uses_the_original_photos_and_covers_big_images() -> None:
+    from importlib import resources
+
+    folder = resources.files("vitlessons.perturb") / "frost"
+    originals = [torch.from_numpy(np.array(Image.open(folder / name).convert("RGB"))).permute(2, 0, 1)
+                 for name in FROST_FILES]
+    bank, sizes = frost_photos()
+    assert len(sizes) == len(FROST_FILES) == 5  # the original draws randint(5): never its sixth photo
+    for photo, size, original in zip(bank, sizes.tolist(), originals):
+        assert size == list(original.shape[1:]) and torch.equal(photo[:, :size[0], :size[1]], original)
+    big = torch.full((2, 3, 400, 420), 0.5)  # bigger than some photos: those are enlarged to cover it
+    out = corrupt(big, "frost", 5, seeded())
+    assert out.shape == big.shape and out.std() > 0.01
+    bank, sizes = frost_photos("cpu", 400, 420)
+    assert (sizes > torch.tensor([400, 420])).all() and (sizes[0] == torch.tensor([600, 900])).all()
+
+
+def spatter_layers(count: int, height: int, width: int, severity: int) -> np.ndarray:
+    """The 8-bit liquid layers of the original's water spatter (severities 1-3), drawn with NumPy."""
+    from skimage.filters import gaussian
+
+    mean, std, sigma, threshold = get_corruption("spatter").levels[severity - 1][:4]
+    rng = np.random.default_rng(severity)
+    layers = []
+    for _ in range(count):
+        layer = gaussian(rng.normal(mean, std, (height, width)), sigma=sigma)
+        layer[layer < threshold] = 0
+        layers.append((layer * 255).astype(np.uint8))
+    return np.stack(layers)
+
+
+@pytest.mark.parametrize("severity", [1, 3])
+def test_spatters_opencv_steps_are_opencvs_bit_for_bit(severity: int) -> None:
+    cv2 = pytest.importorskip("cv2")
+    layers = spatter_layers(4, 61, 90, severity)
+    edges = canny_edges(torch.from_numpy(layers).float(), 50, 150)
+    expected = np.stack([cv2.Canny(layer, 50, 150) for layer in layers]) > 0
+    assert expected.any() and np.array_equal(edges.numpy(), expected)
+    distance = chamfer_distance(edges, 20.0)
+    expected = np.stack([cv2.threshold(cv2.distanceTransform(np.where(e, 0, 255).astype(np.uint8), cv2.DIST_L2, 5),
+                                       20, 20, cv2.THRESH_TRUNC)[1] for e in expected])
+    assert np.array_equal(distance.numpy(), expected)
+    levels = torch.from_numpy(np.floor(expected[:, :, :60] * 9))  # fine-grained 8-bit histograms
+    assert np.array_equal(equalize_hist(levels).numpy(),
+                          np.stack([cv2.equalizeHist(level.astype(np.uint8)) for level in levels.numpy()]))
 
 
 def test_works_on_cuda_like_on_the_cpu(small: torch.Tensor) -> None:

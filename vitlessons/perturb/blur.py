@@ -1,20 +1,19 @@
 """ImageNet-C blur corruptions as batched tensor operations: defocus, glass, motion, zoom and gaussian blur.
 
 Each function takes a float (B, 3, H, W) batch in [0, 1], the parameter of one severity and a
-``torch.Generator`` on the batch's device. The parameters are the published ones (Hendrycks & Dietterich,
-2019), in pixels for 224 px images; other sizes keep the same pixel values, as the reference does. Borders
-follow the reference: OpenCV's default BORDER_REFLECT_101 (``dcb|abcd|cba``) for the 2-D kernels and
-scikit-image's ``mode='nearest'`` (``aaa|abcd|ddd``) for gaussian blurs, for any kernel size, even one
-larger than the image.
+``torch.Generator`` on the batch's device. The definition is ImageNet-C's own code (make_imagenet_c.py,
+Hendrycks & Dietterich, 2019): its parameters, in pixels for 224 px images; other sizes keep the same pixel
+values. Borders follow the original: OpenCV's default BORDER_REFLECT_101 (``dcb|abcd|cba``) for defocus's
+kernel, ImageMagick's repeated edge for motion blur and scikit-image's ``mode='nearest'`` (``aaa|abcd|ddd``)
+for gaussian blurs, for any kernel size, even one larger than the image.
 
-The filtering helpers (``pad2d``, ``gaussian_filter``, ``filter2d``, ``disk_kernel``, ``motion_kernels``) are
-public, so other corruptions can reuse them. On a CPU the batch is processed a few images at a time, which
-keeps the working data in cache; elsewhere all at once.
+The filtering helpers (``pad2d``, ``gaussian_filter``, ``filter2d``, ``disk_kernel``, ``motion_kernels``,
+``motion_filter``) are public, so other corruptions can reuse them. On a CPU the batch is processed a few
+images at a time, which keeps the working data in cache; elsewhere all at once.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -27,7 +26,8 @@ from vitlessons.tensors import work_dtype
 
 __all__ = [
     "BORDERS", "defocus_blur", "disk_kernel", "filter2d", "gaussian_blur", "gaussian_filter", "gaussian_kernel1d",
-    "glass_blur", "glass_permutation", "motion_blur", "motion_kernels", "pad2d", "zoom_blur",
+    "glass_blur", "glass_sources", "motion_blur", "motion_filter", "motion_kernels", "motion_offsets", "pad2d",
+    "zoom_blur",
 ]
 
 
@@ -43,10 +43,11 @@ def _check_border(mode: str) -> None:
         raise ValueError(f"unknown border mode {mode!r}; use one of {', '.join(BORDERS)}")
 
 
-def _border_index(size: int, pad: int, mode: str, device: torch.device) -> Tensor:
-    """Source index of each of the ``size + 2 * pad`` padded positions along one axis."""
+def _border_index(size: int, pad: int, mode: str, device: torch.device, after: int | None = None) -> Tensor:
+    """Source index of each position ``-pad .. size + after - 1`` along one axis (``after``: ``pad`` unless given;
+    a negative one crops), so any border rule is one index_select."""
     _check_border(mode)
-    index = torch.arange(-pad, size + pad, device=device)
+    index = torch.arange(-pad, size + (pad if after is None else after), device=device)
     if mode == "nearest" or size == 1:
         return index.clamp(0, size - 1)
     period = 2 * size if mode == "symmetric" else 2 * (size - 1)  # mirrors are periodic: any pad works
@@ -142,34 +143,54 @@ def _fft_size(n: int) -> int:
         n += 1
 
 
-def filter2d(images: Tensor, kernel: Tensor) -> Tensor:
-    """Correlate each channel with a square odd-sized 2-D kernel, as ``cv2.filter2D(x, -1, kernel)``.
-
-    ``kernel`` is (k, k), shared by the batch, or (B, k, k), one per image; the anchor is its centre and the
-    border is reflected (BORDER_REFLECT_101). Large kernels (motion blur's are up to 41 x 41) are cheaper in
-    the Fourier domain, so the correlation is done there: the image is padded by the kernel radius, so the
-    circular correlation never wraps into the part we keep, which makes it exact up to float rounding.
-    """
+def filter2d(images: Tensor, kernel: Tensor, mode: str = "reflect") -> Tensor:
+    """Correlate each channel with an odd (k, k) kernel or one (B, k, k) kernel per image about its centre, as
+    ``cv2.filter2D(x, -1, kernel)`` (its default border is mode 'reflect'), in the Fourier domain: large kernels
+    (motion blur's reach 81 x 81) are cheaper there."""
+    # The image is extended by the kernel's reach on each side, so the circular correlation never wraps into the
+    # part we keep: exact up to float rounding. Rows and columns that are zero in every kernel are dropped first,
+    # so a one-sided kernel (motion blur's) extends the image on one side only.
     size = kernel.shape[-1]
     if kernel.shape[-2] != size or size % 2 == 0 or kernel.ndim not in (2, 3):
         raise ValueError(f"the kernel must be (k, k) or (B, k, k) with k odd, got {tuple(kernel.shape)}")
+    if kernel.ndim == 3 and kernel.shape[0] != images.shape[0]:
+        raise ValueError(f"{kernel.shape[0]} kernels for {images.shape[0]} images")
+    _check_border(mode)
     height, width = images.shape[-2:]
     radius = size // 2
-    shape = (_fft_size(height + 2 * radius), _fft_size(width + 2 * radius))
+    support = kernel.detach().reshape(-1, size, size).ne(0).any(0).cpu()
+    if not support.any():
+        return torch.zeros_like(images)
+    rows, columns = support.any(1).nonzero().flatten(), support.any(0).nonzero().flatten()
+    top, bottom, left, right = (int(i) - radius for i in (rows[0], rows[-1], columns[0], columns[-1]))
+    kernel = kernel[..., top + radius:bottom + radius + 1, left + radius:right + radius + 1]
+    shape = (_fft_size(height + bottom - top), _fft_size(width + right - left))
     kernel = kernel.to(dtype=work_dtype(images), device=images.device)
 
     def correlate(chunk: Tensor, kernel_spectrum: Tensor) -> Tensor:
-        padded = pad2d(_work(chunk), radius, radius, "reflect")
-        spectrum = torch.fft.rfft2(padded, s=shape) * kernel_spectrum
+        extended = _extend(_work(chunk), top, bottom, left, right, mode)
+        spectrum = torch.fft.rfft2(extended, s=shape) * kernel_spectrum
         return torch.fft.irfft2(spectrum, s=shape)[..., :height, :width].to(images.dtype)
 
     if kernel.ndim == 2:
         kernel_spectrum = torch.fft.rfft2(kernel, s=shape).conj()
         return _by_chunks(lambda chunk: correlate(chunk, kernel_spectrum), images)
-    if kernel.shape[0] != images.shape[0]:
-        raise ValueError(f"{kernel.shape[0]} kernels for {images.shape[0]} images")
     return _by_chunks(lambda chunk, kernels: correlate(chunk, torch.fft.rfft2(kernels[:, None], s=shape).conj()),
                       images, kernel)
+
+
+def _extend(images: Tensor, top: int, bottom: int, left: int, right: int, mode: str) -> Tensor:
+    """The (..., H, W) batch over rows ``top .. H - 1 + bottom`` and columns ``left .. W - 1 + right`` (outside
+    pixels by the border rule ``mode``), so a one-sided kernel needs padding on one side only."""
+    height, width = images.shape[-2:]
+    pads = (-left, right, -top, bottom)
+    if min(pads) >= 0 and (mode == "nearest" or (mode == "reflect" and max(pads) < min(height, width))):
+        shape = images.shape  # torch's padding is quicker; it wants 4-D input
+        flat = images.reshape(-1, 1, height, width)
+        padded = F.pad(flat, pads, mode="replicate" if mode == "nearest" else "reflect")
+        return padded.view(*shape[:-2], *padded.shape[-2:])
+    images = images.index_select(-2, _border_index(height, -top, mode, images.device, bottom))
+    return images.index_select(-1, _border_index(width, -left, mode, images.device, right))
 
 
 def _work(images: Tensor) -> Tensor:
@@ -217,33 +238,62 @@ def disk_kernel(radius: float, alias_blur: float, device: torch.device | str = "
     return kernel.float().to(device)
 
 
-def motion_kernels(radius: int, angles: Tensor) -> Tensor:
-    """Line kernels of ``2 * radius + 1`` pixels through the centre, one per angle (degrees), (N, k, k).
+def motion_offsets(radius: float, angles: Tensor) -> tuple[Tensor, Tensor]:
+    """The (dx, dy) pixel offsets of the taps of ImageMagick's motion blur, (N, 2 * ceil(radius) + 1) each, on the
+    CPU, computed as its ``MotionBlurImage`` (effect.c) does, so ties round the same way."""
+    # 2 * ceil(radius) + 1 taps (GetOptimalKernelWidth1D) along the angle (degrees; x right, y down), tap i at
+    # (ceil(i * cos - 0.5), ceil(i * sin - 0.5)) from the pixel, cos and sin as ImageMagick forms them
+    taps = 2 * math.ceil(radius) + 1
+    theta = torch.deg2rad(angles.detach().cpu().double())[:, None]
+    point_x, point_y = taps * torch.sin(theta), taps * torch.cos(theta)
+    length = torch.hypot(point_x, point_y)
+    i = torch.arange(taps, dtype=torch.float64)
+    return torch.ceil(i * point_y / length - 0.5).long(), torch.ceil(i * point_x / length - 0.5).long()
 
-    This is the reference's ``cv2_motion_blur`` kernel: a horizontal line of ones rotated about the centre
-    by ``cv2.warpAffine`` (bilinear, zero outside), then normalised to sum 1. We follow OpenCV's fixed-point
-    arithmetic: each kernel pixel's source coordinate is rounded to 1/32 pixel, the same way OpenCV rounds.
-    """
-    size = 2 * radius + 1
-    device = angles.device  # built in float64 on the CPU (some accelerators have no float64), then moved
-    theta = torch.deg2rad(angles.detach().cpu().double())[:, None, None]
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    # cv2.getRotationMatrix2D about (radius, radius), then its inverse (the map from kernel to line pixels)
-    m13, m23 = (1 - cos) * radius - sin * radius, sin * radius + (1 - cos) * radius
-    det = 1 / (cos * cos + sin * sin)
-    a11, a12, a21, a22 = cos * det, -sin * det, sin * det, cos * det
-    b1, b2 = -a11 * m13 - a12 * m23, -a21 * m13 - a22 * m23
-    grid = torch.arange(size, dtype=torch.float64)
-    x, y = grid[None, None, :], grid[None, :, None]
-    # OpenCV: round(a * x * 1024) + round((b * y + c) * 1024) + 16, shifted right by 5 bits: 1/32 pixel units
-    u = torch.floor((torch.round(a11 * x * 1024) + torch.round((a12 * y + b1) * 1024) + 16) / 32) / 32
-    v = torch.floor((torch.round(a21 * x * 1024) + torch.round((a22 * y + b2) * 1024) + 16) / 32) / 32
-    u0, v0 = u.floor(), v.floor()
-    fu, fv = u - u0, v - v0
-    row_weight = (1 - fv) * (v0 == radius) + fv * (v0 + 1 == radius)
-    col_weight = (1 - fu) * ((u0 >= 0) & (u0 <= size - 1)) + fu * ((u0 + 1 >= 0) & (u0 + 1 <= size - 1))
-    kernels = row_weight * col_weight
-    return (kernels / kernels.sum(dim=(-2, -1), keepdim=True)).float().to(device)
+
+def _motion_weights(taps: int, sigma: float) -> Tensor:
+    """ImageMagick's one-sided Gaussian tap weights (GetMotionBlurKernel), normalised to sum 1, float64."""
+    i = torch.arange(taps, dtype=torch.float64)
+    weights = torch.exp(-i * i / (2 * sigma * sigma))
+    return weights / weights.sum()
+
+
+def motion_kernels(radius: float, sigma: float, angles: Tensor) -> Tensor:
+    """ImageMagick's motion blur (make_imagenet_c.py's ``motion_blur`` and ``snow``) as (N, k, k) kernels, k = 4 *
+    ceil(radius) + 1, one per angle, for ``filter2d(..., mode='nearest')``: ImageMagick repeats the edge."""
+    # one-sided: tap i of ``motion_offsets`` from the centre, weighted by exp(-i^2 / (2 sigma^2)); taps that land
+    # on the same pixel add up
+    dx, dy = motion_offsets(radius, angles)
+    count, taps = dx.shape
+    size, centre = 2 * taps - 1, taps - 1
+    flat = (dy + centre) * size + (dx + centre) + torch.arange(count)[:, None] * size * size
+    kernels = torch.zeros(count * size * size, dtype=torch.float64)
+    kernels.index_put_((flat.flatten(),), _motion_weights(taps, sigma).repeat(count), accumulate=True)
+    return kernels.view(count, size, size).float().to(angles.device)
+
+
+def motion_filter(images: Tensor, radius: float, sigma: float, angles: Tensor) -> Tensor:
+    """ImageMagick's motion blur of each image at its own angle (degrees), as Wand's ``motion_blur(radius, sigma,
+    angle)`` in make_imagenet_c.py, edges repeated; see ``motion_kernels``."""
+    if images.device.type != "cpu":  # one batched FFT correlation
+        return filter2d(images, motion_kernels(radius, sigma, angles), mode="nearest")
+    # on a CPU, summing each image's shifted views is several times quicker than the FFT
+    dx, dy = motion_offsets(radius, angles)
+    weights = _motion_weights(dx.shape[1], sigma).tolist()
+    height, width = images.shape[-2:]
+    top, left = min(0, int(dy.min())), min(0, int(dx.min()))
+    bottom, right = max(0, int(dy.max())), max(0, int(dx.max()))
+    out = torch.empty(images.shape, dtype=work_dtype(images))
+    for index in range(images.shape[0]):
+        extended = _extend(_work(images[index]), top, bottom, left, right, "nearest")
+        total = out[index]
+        for tap, (row, column) in enumerate(zip((dy[index] - top).tolist(), (dx[index] - left).tolist())):
+            view = extended[..., row:row + height, column:column + width]
+            if tap == 0:
+                torch.mul(view, weights[0], out=total)
+            else:
+                total.add_(view, alpha=weights[tap])
+    return out.to(images.dtype)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -257,17 +307,16 @@ def defocus_blur(images: Tensor, level: tuple[float, float], generator: torch.Ge
 
 
 @corruption("motion_blur", "blur", ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)))
-def motion_blur(images: Tensor, level: tuple[int, float], generator: torch.Generator) -> Tensor:
-    """Camera shake: average along a line of ``2 * radius + 1`` pixels at a random angle in [-45, 45]
-    degrees, drawn per image.
+def motion_blur(images: Tensor, level: tuple[float, float], generator: torch.Generator) -> Tensor:
+    """Camera shake: ImageMagick's motion blur (radius, sigma) at an angle uniform in [-45, 45] degrees per image.
 
-    The level is ImageNet-C's (radius, sigma). The original drew the blur with ImageMagick, weighting the
-    line by a gaussian of std sigma; the reference (corrupt-tta's OpenCV port) and we use a uniform line
-    through the centre and ignore sigma.
+    As make_imagenet_c.py's ``motion_blur``, which calls ``MagickMotionBlurImage`` through Wand: the streak runs
+    one way from each pixel over 2 * radius + 1 taps, Gaussian-weighted with std sigma (``motion_kernels``), so
+    sigma, not the radius, sets how long it looks. The original then writes 8-bit PNG; we keep floats.
     """
-    radius, _sigma = level
+    radius, sigma = level
     angles = torch.rand(images.shape[0], generator=generator, device=images.device) * 90 - 45
-    return filter2d(images, motion_kernels(int(radius), angles))
+    return motion_filter(images, radius, sigma, angles)
 
 
 def _zoom_levels(start: float, stop: float, step: float) -> tuple[float, ...]:
@@ -318,79 +367,70 @@ def gaussian_blur(images: Tensor, sigma: float, generator: torch.Generator) -> T
 
 @corruption("glass_blur", "blur", ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)))
 def glass_blur(images: Tensor, level: tuple[float, int, int], generator: torch.Generator) -> Tensor:
-    """Frosted glass: blur, shuffle pixels locally, blur again. The level is (sigma, max_delta, iterations).
-
-    The shuffle is ImageNet-C's: ``iterations`` passes over the interior pixels (``max_delta`` from the
-    border) in raster order, each swapping its pixel with the one offset by (dy, dx), both uniform
-    integers in [-max_delta, max_delta - 1]. Because the swaps run in order, a pixel can be carried along
-    several times, so pixels travel further than max_delta. ``glass_permutation`` computes exactly this
-    permutation (see there), batched; it is then applied to all channels by one gather. The only
-    difference from the reference: it stores the first blur as uint8 (rounding down, ~0.5/255 darker);
-    we keep floats.
-    """
+    """Frosted glass, as make_imagenet_c.py's ``glass_blur``: blur, keep 8 bits, shuffle pixels locally, blur again."""
+    # the original stores the first blur as np.uint8(blur * 255), rounding down; the shuffle is ``glass_sources``
     sigma, max_delta, iterations = level
-    blurred = gaussian_filter(images, sigma)
+    blurred = gaussian_filter(images, sigma).mul_(255).floor_().div_(255)
     batch, channels, height, width = blurred.shape
     shuffled = torch.empty_like(blurred).flatten(2)
-    for start in range(0, batch, _GLASS_CHUNK):  # the schedule's index buffers grow with the batch
-        part = blurred[start:start + _GLASS_CHUNK]
-        source = glass_permutation(part.shape[0], height, width, int(max_delta), int(iterations), generator,
-                                   images.device)
-        torch.gather(part.flatten(2), 2, source[:, None, :].expand(-1, channels, -1),
-                     out=shuffled[start:start + _GLASS_CHUNK])
+    for start in range(0, batch, _GLASS_CHUNK):  # the index buffers take ~40 bytes per image and pixel
+        part = blurred[start:start + _GLASS_CHUNK].flatten(2)
+        source = glass_sources(part.shape[0], height, width, int(max_delta), int(iterations), generator, images.device)
+        torch.gather(part, 2, source[:, None, :].expand(-1, channels, -1), out=shuffled[start:start + _GLASS_CHUNK])
     return gaussian_filter(shuffled.view_as(blurred), sigma)
 
 
-_GLASS_CHUNK = 32  # images shuffled at once: the index buffers take ~40 bytes per image, pass and pixel
+_GLASS_CHUNK = 32  # images shuffled at once
 
 
-def glass_permutation(batch: int, height: int, width: int, max_delta: int, iterations: int,
-                      generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-                      offsets: Sequence[tuple[Tensor, Tensor]] | None = None) -> Tensor:
-    """The pixel shuffle of glass blur, as (batch, height * width) indices: output pixel i of image b takes
-    the (flattened) input pixel ``result[b, i]``.
-
-    The reference swaps one pixel at a time in raster order, each pixel (r, c) of the interior
-    ``[d, H - d) x [d, W - d)`` with (r + dy, c + dx), dy and dx uniform in [-d, d - 1] (d = max_delta), in
-    ``iterations`` passes; in Python that takes ~50 ms per pass per image. The order matters only between
-    swaps that can touch a common pixel, i.e. steps less than 2d apart in both row and column. So we run the
-    steps in wavefronts ``t = 2d * r + c``: steps on one wavefront are at least 2d columns apart, so they
-    touch disjoint pixels and can run at once, and any two steps that could touch a common pixel run in
-    raster order. Later passes follow a fixed number of wavefronts behind the one before, once it is out of
-    reach. That is about (H - 2d) * 2d + W batched gather-scatter steps in all, and gives exactly the
-    reference's permutation for the same offsets.
-
-    ``offsets`` (for tests) gives each pass's (dy, dx), each (batch, H, W), instead of drawing them.
-    """
+def glass_sources(batch: int, height: int, width: int, max_delta: int, iterations: int,
+                  generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                  offsets: Sequence[tuple[Tensor, Tensor]] | None = None) -> Tensor:
+    """Which input pixel each output pixel of glass blur's shuffle takes, (batch, H * W), as the original's loop
+    leaves it (make_imagenet_c.py's ``glass_blur``), for the whole batch in a few gathers per pass."""
+    # The original visits (h, w) for h in range(H - d, d, -1), w in range(W - d, d, -1) (it writes 224 for H and W),
+    # ``iterations`` times, and runs ``x[h, w], x[h2, w2] = x[h2, w2], x[h, w]`` with (h2, w2) = (h + dy, w + dx), dx
+    # and dy uniform in [-d, d - 1]. On NumPy views that is no swap: it copies x[h2, w2] into x[h, w] and writes
+    # that same value back. So in a pass a pixel takes its partner's new value if the partner was visited before it
+    # (an interior pixel later in raster order), else the partner's value from before the pass. Those links run
+    # forward in raster order, so they form chains; pointer doubling follows them in log(length) gathers. The
+    # result is not a permutation: some values are copied to several pixels and others lost.
+    # ``offsets`` (for tests) gives each pass's (dy, dx), each (batch, H, W), instead of drawing them.
     device = torch.device(device)
     d = max_delta
+    source = torch.arange(height * width, device=device).repeat(batch, 1)
     if d < 1 or iterations < 1 or height <= 2 * d or width <= 2 * d:
-        return torch.arange(height * width, device=device).repeat(batch, 1)
-    # pixel-major (H * W, batch) map of source pixels: one step of all images touches neighbouring memory,
-    # and a wavefront's working set (a few image rows) stays in cache
-    source = torch.arange(height * width, device=device)[:, None].repeat(1, batch)
-    pixel, position, blocks = (t.to(device) if isinstance(t, Tensor) else t
-                               for t in _glass_layout(height, width, d, iterations))
-    if offsets is not None:  # the tests' offsets come in pass-major raster order; put them in step order
-        r, c = torch.meshgrid(torch.arange(d, height - d), torch.arange(d, width - d), indexing="ij")
-        raster = torch.stack([(dy[:, r, c] * width + dx[:, r, c]).reshape(batch, -1)
-                              for dy, dx in offsets[:iterations]], 1).reshape(batch, -1).T.to(device)
-        moves = torch.empty(raster.shape, dtype=raster.dtype, device=device).index_copy_(0, position, raster * batch)
-    else:  # the offsets are independent, so draw them straight in step order; one draw per (dy, dx) pair
-        pair = _draw_below(4 * d * d, pixel.numel() * batch, generator, device)
-        steps = torch.arange(4 * d * d, device=device)
-        table = ((steps // (2 * d) - d) * width + (steps % (2 * d) - d)) * batch  # (dy * W + dx) in map rows
-        moves = table.index_select(0, pair).view(-1, batch)
-    # flat indices into the map: each step's pixel, and its partner, for every image
-    here = (pixel * batch)[:, None] + torch.arange(batch, device=device)
-    there = moves.add_(here)
-    flat = source.view(-1)
-    for start, stop in blocks:  # the steps of one wavefront touch disjoint pixels: swap them all at once
-        mine, theirs = here[start:stop].view(-1), there[start:stop].view(-1)
-        partner_values = flat.index_select(0, theirs)
-        flat.scatter_(0, theirs, flat.index_select(0, mine))
-        flat.scatter_(0, mine, partner_values)
-    return source.T
+        return source
+    inner = source.view(batch, height, width)[:, d + 1:height - d + 1, d + 1:width - d + 1]  # the visited pixels
+    rows, columns = height - 2 * d, width - 2 * d
+    visited = torch.zeros(height, width, dtype=torch.long, device=device)
+    visited[d + 1:height - d + 1, d + 1:width - d + 1] = 1
+    visited = visited.view(-1)
+    local = torch.arange(rows * columns, device=device)  # index among the visited pixels
+    here = (local // columns + d + 1) * width + local % columns + d + 1  # index in the image
+    # per (dy, dx) pair: the partner's offset in the image, and among the visited pixels if it is visited later in
+    # raster order (0 otherwise)
+    steps = torch.arange(4 * d * d, device=device)
+    step_dy, step_dx = steps // (2 * d) - d, steps % (2 * d) - d
+    image_step = step_dy * width + step_dx
+    link_step = (step_dy * columns + step_dx) * ((step_dy > 0) | ((step_dy == 0) & (step_dx > 0)))
+    for index in range(iterations):
+        if offsets is not None:
+            dy, dx = (t.to(device)[:, d + 1:height - d + 1, d + 1:width - d + 1].reshape(batch, -1)
+                      for t in offsets[index])
+            pair = ((dy + d) * (2 * d) + dx + d).view(-1)
+        else:  # one draw per (dy, dx) pair
+            pair = _draw_below(4 * d * d, batch * local.numel(), generator, device)
+        partner = image_step.index_select(0, pair).view(batch, -1).add_(here)
+        value = source.gather(1, partner)  # the partner's value before this pass
+        link = (link_step.index_select(0, pair) * visited.index_select(0, partner.view(-1))).view(batch, -1).add_(local)
+        while True:  # after k rounds each link has jumped 2^k steps along its chain, or to its end
+            jumped = link.gather(1, link)
+            if torch.equal(jumped, link):
+                break
+            link = jumped
+        inner.copy_(value.gather(1, link).view_as(inner))
+    return source
 
 
 def _draw_below(high: int, count: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -406,40 +446,3 @@ def _draw_below(high: int, count: int, generator: torch.Generator | None, device
     words = torch.empty(-(-count // per_word), dtype=torch.long, device=device).random_(generator=generator)
     shifts = torch.arange(0, per_word * bits, bits, device=device)
     return ((words[:, None] >> shifts) & (high - 1)).view(-1)[:count]
-
-
-@functools.lru_cache(maxsize=8)
-def _glass_layout(height: int, width: int, d: int, iterations: int) -> tuple[Tensor, Tensor, list]:
-    """The image-independent schedule of ``glass_permutation``, on the CPU.
-
-    Every step (pass i, interior pixel (r, c)) runs at time ``2d * r + c + i * lag``. Returns the steps
-    sorted by time (within a time: earlier passes first, then by row) as the pixel each moves, the sorted
-    position of each step given in pass-major raster order, and the (start, stop) positions of each time.
-    """
-    # Steps that can touch a common pixel are under 2d apart in row and column, so their wavefronts differ by
-    # at most (2d - 1) * 2d + (2d - 1): one pass running ``lag`` behind the one before finds those done.
-    stride, lag = 2 * d, (2 * d - 1) * (2 * d + 1) + 1
-    r, c = torch.meshgrid(torch.arange(d, height - d), torch.arange(d, width - d), indexing="ij")
-    r, c = r.reshape(1, -1), c.reshape(1, -1)
-    passes = torch.arange(iterations)[:, None]
-    time = (r * stride + c + passes * lag).reshape(-1)
-    step_pass = passes.expand(-1, r.shape[1]).reshape(-1)
-    sizes = torch.bincount(time)
-    starts = torch.cumsum(sizes, 0) - sizes
-
-    def first_row(i: Tensor) -> Tensor:  # the first interior row with a pass-i step at each step's time
-        return (time - i * lag - (width - d - 1) + stride - 1).div(stride, rounding_mode="floor").clamp(min=d)
-
-    def members(i: Tensor) -> Tensor:    # how many pass-i steps share each step's time
-        last = (time - i * lag - d).div(stride, rounding_mode="floor").clamp(max=height - d - 1)
-        return (last - first_row(i) + 1).clamp(min=0)
-
-    # rank of each step within its time (earlier passes first, then by row): a closed form, no sort
-    rank = r.expand(iterations, -1).reshape(-1) - first_row(step_pass)
-    for i in range(1, iterations):
-        rank += members(torch.full_like(step_pass, i - 1)) * (step_pass >= i)
-    position = starts[time] + rank
-    pixel = torch.empty_like(position)
-    pixel[position] = (r * width + c).expand(iterations, -1).reshape(-1)
-    blocks = [(a, a + n) for a, n in zip(starts.tolist(), sizes.tolist()) if n]
-    return pixel, position, blocks

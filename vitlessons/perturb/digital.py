@@ -11,9 +11,10 @@ pixels, published for 224 px images, and kept as they are at other sizes.
   Both are therefore exact HSV edits done without a full colour-space round trip (``rgb_to_hsv`` and
   ``hsv_to_rgb`` are here too, and the tests check the shortcut against them).
 * contrast pulls every channel towards its own image mean.
-* elastic_transform: a random affine warp (three control points moved by up to c2 pixels, mirrored border)
-  followed by a smooth random displacement field (uniform noise smoothed by a Gaussian of c1 pixels, scaled
-  by c0), both resampled bilinearly with ``grid_sample``.
+* elastic_transform: ImageNet-C's original (make_imagenet_c.py, whose constants are 244 times a fraction where
+  224 was meant): a random affine warp (three control points moved by up to c2 pixels, mirrored border) followed
+  by a smooth random displacement field (uniform noise smoothed by a Gaussian of c1 pixels, scaled by c0), both
+  resampled bilinearly with ``grid_sample``.
 * pixelate: Pillow's BOX resize down to a fraction of the size and BOX resize back up, reproduced exactly: a
   resampling matrix per axis down, nearest-pixel copies up.
 * jpeg_compression: a real JPEG round trip at the published quality with libjpeg, through torchvision when it
@@ -104,19 +105,18 @@ def saturate(images: Tensor, level: tuple[float, float], generator: torch.Genera
 # ----------------------------------------------------------------------------------------------- geometry
 
 @corruption("elastic_transform", "digital", (
-    (224 * 2, 224 * 0.7, 224 * 0.1),
-    (224 * 2, 224 * 0.08, 224 * 0.2),
-    (224 * 0.05, 224 * 0.01, 224 * 0.02),
-    (224 * 0.07, 224 * 0.01, 224 * 0.02),
-    (224 * 0.12, 224 * 0.01, 224 * 0.02),
+    (244 * 2, 244 * 0.7, 244 * 0.1),  # 244 where 224 was meant, as make_imagenet_c.py itself notes: kept, since
+    (244 * 2, 244 * 0.08, 244 * 0.2),  # these are the values ImageNet-C was made with
+    (244 * 0.05, 244 * 0.01, 244 * 0.02),
+    (244 * 0.07, 244 * 0.01, 244 * 0.02),
+    (244 * 0.12, 244 * 0.01, 244 * 0.02),
 ))
 def elastic_transform(images: Tensor, level: tuple[float, float, float], generator: torch.Generator) -> Tensor:
-    """A random affine warp, then a smooth random displacement field (amplitude c0, smoothness c1 pixels).
-
-    The affine moves three control points around the centre by up to c2 pixels each (OpenCV's warpAffine with a
-    mirrored border); the displacement is uniform noise in [-1, 1] smoothed by a Gaussian of sigma c1
-    (truncated at 3 sigma, mirrored border) and scaled by c0, one field per axis.
-    """
+    """make_imagenet_c.py's elastic transform, (alpha, sigma, affine) in pixels of 224 px images, kept in pixels at
+    other sizes like every spatial parameter here (the original only handles 224 px)."""
+    # A random affine warp moves three control points around the centre by U(-affine, affine) per axis (OpenCV's
+    # warpAffine, mirrored border); then U(-1, 1) noise smoothed by a Gaussian of std sigma (truncated at 3 sigma,
+    # mirrored border) times alpha displaces each pixel, one field per axis, sampled bilinearly (map_coordinates).
     amplitude, sigma, shift = level
     batch, _, height, width = images.shape
     device, dtype = images.device, images.dtype
