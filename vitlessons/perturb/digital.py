@@ -1,7 +1,7 @@
 """Digital corruptions: brightness, contrast, saturate, elastic_transform, pixelate, jpeg_compression.
 
 Batched versions of the ImageNet-C digital corruptions (Hendrycks & Dietterich, 2019), with the per-severity
-parameters of the reference CPU implementation (corrupt-tta). Every function takes a float (B, 3, H, W) batch
+parameters of the original code (``make_imagenet_c.py`` in hendrycks/robustness). Every function takes a float (B, 3, H, W) batch
 in [0, 1] and works on the batch's device. Spatial parameters (elastic_transform's displacements) are in
 pixels, published for 224 px images, and kept as they are at other sizes.
 

@@ -11,7 +11,7 @@ given. Spatial parameters are in pixels, published for 224 px images, and kept a
   image, which is first whitened towards 1.5 * grey + 0.5 (weight 1 - c6). The original passes the layer to
   ImageMagick and back as 8-bit PNG (truncated before the blur, rounded after); we keep floats.
 * frost: c0 * image + c1 * frost, the frost a random crop of one of the original's frost photos (``frost/``,
-  shipped with their credit and licence), chosen as its ``np.random.randint(5)`` chooses, so never the sixth,
+  shipped with their credit and licence), chosen as its ``np.random.randint(5)`` chooses (never its sixth, which is not shipped),
   at the photo's own scale, the crop's corner uniform over ``[0, h - H) x [0, w - W)`` as its ``randint``.
   Images up to 314 x 526 px fit inside every photo, as 224 px ones do; a photo that an image does not fit
   strictly inside is enlarged (bicubic) by 1.1 times the factor that makes it as big as the image, as
