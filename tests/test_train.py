@@ -171,7 +171,7 @@ def test_a_damaged_cache_file_is_reported_and_retrained_never_used(damage: str) 
     if damage == "truncate":
         first.path.write_bytes(first.path.read_bytes()[:1000])
     elif damage == "flip a weight":
-        stored["model"]["net.fc.bias"] += 1
+        stored["states"]["model"]["net.fc.bias"] += 1
         torch.save(stored, first.path)
     else:
         stored["key"]["seed"] = 7

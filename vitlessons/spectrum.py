@@ -13,11 +13,15 @@ import torch
 from torch import Tensor
 
 
-def power_spectrum(perturbations: Tensor) -> Tensor:
-    """(H, W) power averaged over images and channels, zero frequency centred, each image's mean removed."""
+def _power(perturbations: Tensor) -> Tensor:
+    """(H, W) Fourier power averaged over images and channels, each image's mean removed, zero frequency first."""
     centred = perturbations - perturbations.mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.fft2(centred.double()).abs().square().mean(dim=(0, 1))
-    return torch.fft.fftshift(power, dim=(-2, -1)).float()
+    return torch.fft.fft2(centred.double()).abs().square().mean(dim=(0, 1))
+
+
+def power_spectrum(perturbations: Tensor) -> Tensor:
+    """(H, W) power averaged over images and channels, zero frequency centred, for plotting."""
+    return torch.fft.fftshift(_power(perturbations), dim=(-2, -1)).float()
 
 
 def _grid_bins(height: int, width: int, period: int) -> Tensor:
@@ -33,8 +37,7 @@ def _grid_bins(height: int, width: int, period: int) -> Tensor:
 
 def grid_share(perturbations: Tensor, period: int) -> float:
     """The share of the perturbations' energy (means removed) that repeats every ``period`` pixels."""
-    centred = perturbations - perturbations.mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.fft2(centred.double()).abs().square().sum(dim=(0, 1))
+    power = _power(perturbations)
     total = power.sum()
     if total == 0:
         raise ValueError("the perturbations are all zero: there is no energy to share out")

@@ -23,18 +23,13 @@ from torch import Tensor
 from vitlessons.config import cache_dir
 from vitlessons.models import Classifier, load_model
 from vitlessons.objectives import Objective
-from vitlessons.storage import save_atomically
-from vitlessons.tensors import tensor_bytes
+from vitlessons.storage import CacheDamaged, load_checked, save_checked
 from vitlessons.train import History, Recipe, Source, fit
 
-FORMAT = 1
+FORMAT = 2  # 2: weights stored through storage.save_checked
 PACKAGE = Path(__file__).resolve().parent
 # The code that decides what training produces: a change to any of it retrains every cached model.
 TRAINING_CODE = ("train.py", "objectives", "models/lab.py", "models/wrapper.py", "data/cueworld.py", "data/sources.py")
-
-
-class CacheDamaged(ValueError):
-    """A cached model that must not be used."""
 
 
 @dataclass
@@ -97,36 +92,20 @@ def train_or_load(name: str, objective: Objective, data: Source, recipe: Recipe,
     trained_on = f"{next(model.parameters()).device.type}, {datetime.date.today().isoformat()}"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     heads = {k: v.detach().cpu() for k, v in objective.state_dict().items()}
-    save_atomically({"key": key, "model": state, "objective": heads, "history": asdict(history),
-                     "trained_on": trained_on, "checksum": _checksum(state, heads)}, path)
+    save_checked(path, key, {"model": state, "objective": heads}, history=asdict(history), trained_on=trained_on)
     return TrainedModel(model, history, history.seconds, trained_on, loaded=False, path=path)
 
 
 def _restore(model: Classifier, objective: Objective, key: dict[str, Any], path: Path) -> TrainedModel:
     """Load a cached model into ``model`` and ``objective``, or raise ``CacheDamaged`` saying why not."""
+    stored = load_checked(path, key, "it holds a model trained with other settings")
     try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        if stored["key"] != key:
-            raise CacheDamaged("it holds a model trained with other settings")
-        if stored["checksum"] != _checksum(stored["model"], stored["objective"]):
-            raise CacheDamaged("its weights fail their checksum")
-        model.load_state_dict(stored["model"])
-        objective.load_state_dict(stored["objective"])
+        model.load_state_dict(stored["states"]["model"])
+        objective.load_state_dict(stored["states"]["objective"])
         history = History(**stored["history"])
-    except CacheDamaged:
-        raise
-    except Exception as error:  # truncated, foreign or incompatible: never used, always rebuilt
+    except Exception as error:  # weights that no longer fit the architecture: never used, always retrained
         raise CacheDamaged(f"{type(error).__name__}: {error}") from error
     model.eval()
     objective.to(next(model.parameters()).device).eval()
     return TrainedModel(model, history, history.seconds, stored["trained_on"], loaded=True, path=path)
 
-
-def _checksum(*states: dict[str, Tensor]) -> str:
-    """SHA-256 over every tensor's name, shape, dtype and bytes."""
-    digest = hashlib.sha256()
-    for state in states:
-        for name, value in sorted(state.items()):
-            digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-            digest.update(tensor_bytes(value))
-    return digest.hexdigest()

@@ -32,20 +32,15 @@ from torch import Tensor
 from vitlessons.config import cache_dir
 from vitlessons.models.hub import _checked
 from vitlessons.models.wrapper import Backbone, Preprocessing
-from vitlessons.storage import save_atomically
-from vitlessons.tensors import tensor_bytes
+from vitlessons.storage import CacheDamaged, load_checked, save_checked
 
 IDENTIFIER = "vit_small_patch14_dinov2"
 IMAGE_SIZE = 224  # the graph's fixed input: a 16 x 16 grid of 14 px patches
 PATCH_SIZE = 14
 PACKAGED_FILE = ("models", "vit_s_focus.onnx")
-FORMAT = 1  # bump when the conversion changes, so old cached conversions are rebuilt
+FORMAT = 2  # bump when the conversion changes, so old cached conversions are rebuilt
 ROLES = ("query", "key", "value")  # timm's fused qkv projection stacks them in this order
 ATTENTION_BIAS = re.compile(r"backbone\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.bias")
-
-
-class CacheDamaged(ValueError):
-    """A cached conversion that must not be used."""
 
 
 def packaged_onnx() -> Path:
@@ -87,32 +82,13 @@ def state_dict(checkpoint: str | Path | None = None) -> dict[str, Tensor]:
         except CacheDamaged as error:
             warnings.warn(f"converted weights {path} cannot be used ({error}); converting {source} again", stacklevel=2)
     state = convert(source)
-    save_atomically({"identity": identity, "state_dict": state, "checksum": _checksum(state)}, path)
+    save_checked(path, identity, {"state_dict": state})
     return state
 
 
 def _restore(path: Path, identity: dict[str, Any]) -> dict[str, Tensor]:
     """A cached conversion, or ``CacheDamaged`` saying why it cannot be used."""
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        if stored["identity"] != identity:
-            raise CacheDamaged("it was converted from another file")
-        if stored["checksum"] != _checksum(stored["state_dict"]):
-            raise CacheDamaged("its weights fail their checksum")
-        return stored["state_dict"]
-    except CacheDamaged:
-        raise
-    except Exception as error:  # truncated, overwritten or foreign: never used, always rebuilt
-        raise CacheDamaged(f"{type(error).__name__}: {error}") from error
-
-
-def _checksum(state: dict[str, Tensor]) -> str:
-    """SHA-256 over every tensor's name, shape, dtype and bytes."""
-    digest = hashlib.sha256()
-    for name, value in sorted(state.items()):
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-        digest.update(tensor_bytes(value))
-    return digest.hexdigest()
+    return load_checked(path, identity, "it was converted from another file")["states"]["state_dict"]
 
 
 @dataclass(frozen=True)
