@@ -3,6 +3,7 @@
 * a Hugging Face cache holding the real architectures of the registry's hub models, randomly initialised,
   in the files and layout their loaders read;
 * the 1,280 cue-conflict stimuli as flat-colour PNGs, in the published folder layout and naming;
+* a miniature Imagenette val split (10 wnid folders of flat-colour JPEGs) with the marker of a finished fetch;
 * CLIP's zero-shot head for the classes a chapter scores, as random unit vectors: encoding 207 classes x 80
   prompts would take a quarter of an hour on two cores, and ``tests/test_models.py`` tests that code itself.
 
@@ -20,7 +21,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from vitlessons.data.archives import write_marker
 from vitlessons.data.categories import CATEGORIES
+from vitlessons.data.imagenet import ARCHIVES, IMAGENETTE_WNIDS
 from vitlessons.data.stimuli import N_STIMULI
 from vitlessons.models.clip import head_cache
 from vitlessons.models.hub import OpenClipModel, imagenet_classnames
@@ -68,6 +71,16 @@ def fake_stimuli(root: Path) -> None:
             texture = CATEGORIES[(index + n) % len(CATEGORIES)]  # each category's texture once in 16: no conflict
             colour = tuple((37 * (index + 1) * (n + 3)) % 256 for _ in range(3))
             Image.new("RGB", (224, 224), colour).save(root / shape / f"{shape}{n // 8 + 1}-{texture}{n % 8 + 1}.png")
+
+
+def fake_imagenette(root: Path, per_class: int = 4) -> None:
+    """A miniature Imagenette at ``root`` (the loader's ``dataset_dir("imagenette")``): val/<wnid>/*.JPEG, 320 px high."""
+    for index, wnid in enumerate(IMAGENETTE_WNIDS):
+        (root / "val" / wnid).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            colour = tuple((41 * (index + 1) + 67 * n + 29 * channel) % 256 for channel in range(3))
+            Image.new("RGB", (400, 320), colour).save(root / "val" / wnid / f"{wnid}_{n}.JPEG", quality=90)
+    write_marker(root, ARCHIVES["imagenette"])
 
 
 def fake_clip_head(name: str, imagenet_classes: Sequence[int]) -> None:

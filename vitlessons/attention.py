@@ -3,7 +3,8 @@
 timm computes attention with a fused kernel that never forms the (tokens x tokens) weight matrix, so a
 hook on ``attn_drop`` records nothing (jacobgil/vit-explain#23). ``record`` hooks the queries and keys
 instead, as each block's ``q_norm`` and ``k_norm`` hand them on, and recomputes the softmax beside the
-fused kernel: the model's own computation, and so its outputs, are untouched.
+fused kernel: the model's own computation, and so its outputs, are untouched. A mask that reaches the layer
+as its ``attn_mask`` (``models.surgery.local_attention`` hands one on) is applied as timm applies it.
 
 Mean attention distance follows the ViT paper (Dosovitskiy et al., ICLR 2021, App. D.7): for each head,
 the distance in pixels from a query patch to every other patch, weighted by the attention weight, averaged
@@ -44,15 +45,21 @@ def record(model: nn.Module) -> Iterator[list[Tensor]]:
     handles = []
     for index, layer in enumerate(attention_layers(model)):
         queries: list[Tensor] = []
+        masks: list[Tensor | None] = []
+
+        def keep_mask(_module: nn.Module, _args: tuple, kwargs: dict, store: list = masks) -> None:
+            store.append(kwargs.get("attn_mask"))
 
         def keep_queries(_module: nn.Module, _inputs: tuple, q: Tensor, store: list = queries, first: bool = index == 0):
             if first:  # a new forward pass replaces the maps of the last one
                 maps.clear()
             store.append(q)
 
-        def add_map(_module: nn.Module, _inputs: tuple, k: Tensor, store: list = queries, scale: float = layer.scale):
-            maps.append(_softmax(store.pop(), k, scale))
-        handles += [layer.q_norm.register_forward_hook(keep_queries), layer.k_norm.register_forward_hook(add_map)]
+        def add_map(_module: nn.Module, _inputs: tuple, k: Tensor, store: list = queries, kept: list = masks,
+                    scale: float = layer.scale):
+            maps.append(_softmax(store.pop(), k, scale, kept.pop()))
+        handles += [layer.register_forward_pre_hook(keep_mask, with_kwargs=True),
+                    layer.q_norm.register_forward_hook(keep_queries), layer.k_norm.register_forward_hook(add_map)]
     try:
         yield maps
     finally:
@@ -60,9 +67,12 @@ def record(model: nn.Module) -> Iterator[list[Tensor]]:
             handle.remove()
 
 
-def _softmax(queries: Tensor, keys: Tensor, scale: float) -> Tensor:
-    """The attention weights that the fused kernel applies (no mask: a ViT attends to every token)."""
-    return ((queries * scale) @ keys.transpose(-2, -1)).softmax(dim=-1).detach()
+def _softmax(queries: Tensor, keys: Tensor, scale: float, mask: Tensor | None = None) -> Tensor:
+    """The attention weights that the fused kernel applies; a boolean mask says where to attend, any other adds."""
+    scores = (queries * scale) @ keys.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return scores.softmax(dim=-1).detach()
 
 
 def patch_distances(grid: tuple[int, int], patch_size: int) -> Tensor:
