@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from vitlessons.data import cueworld
 from vitlessons.models import load_model
 from vitlessons.student import chapter_notebooks
-from vitlessons.widgets import Explorer, attack_explorer, cue_conflict_explorer
+from vitlessons.widgets import Explorer, attack_explorer, corruption_explorer, cue_conflict_explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHAPTERS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
@@ -70,6 +70,21 @@ def test_attack_explorer_redraws_for_each_budget() -> None:
         explorer.controls["budget"].value = budget
         seen.add(bytes(explorer.image.value))
     assert len(seen) == 3, "each budget draws another figure"
+
+
+def test_corruption_explorer_redraws_for_each_corruption_and_severity() -> None:
+    model = load_model("lab_cnn", labels=list(cueworld.CLASS_NAMES), seed=2)
+    image = cueworld.make_split("aligned", 1, seed=3).images
+    explorer = corruption_explorer({"a": model, "b": model}, image, label=0)
+    assert explorer.values == {"corruption": "gaussian_noise", "severity": 3}
+    seen = {bytes(explorer.image.value)}
+    explorer.controls["severity"].value = 0
+    seen.add(bytes(explorer.image.value))
+    explorer.controls["corruption"].value = "fog"  # at severity 0 the image is clean: the same figure but its title
+    seen.add(bytes(explorer.image.value))
+    explorer.controls["severity"].value = 5
+    seen.add(bytes(explorer.image.value))
+    assert len(seen) == 4, "each corruption and severity draws another figure"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])

@@ -1,10 +1,12 @@
-"""Accuracy and the shape bias of Geirhos et al. (2019), computed the way model-vs-human does."""
+"""Accuracy and the shape bias of Geirhos et al. (2019), computed the way model-vs-human does, and ImageNet-C's mean
+corruption error (Hendrycks & Dietterich, 2019)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 from torch import Tensor
@@ -124,3 +126,94 @@ def shape_bias(
         texture_decisions=texture_decisions,
         n_conflict=int(conflict.sum()),
     )
+
+
+# ImageNet-C's mean corruption error (Hendrycks & Dietterich, ICLR 2019). AlexNet's top-1 errors per corruption, each
+# already averaged over the five severities, as google-research/augmix's imagenet.py lists them.
+ALEXNET_ERRORS: dict[str, float] = {
+    "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640,
+    "defocus_blur": 0.819880, "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360,
+    "snow": 0.866816, "frost": 0.826572, "fog": 0.819324,
+    "brightness": 0.564592, "contrast": 0.853204, "elastic_transform": 0.646056, "pixelate": 0.717840,
+    "jpeg_compression": 0.606500,
+}
+ALEXNET_CLEAN_ERROR = 0.4345  # AlexNet's clean top-1 error (the paper's Table 1 rounds it to 43.5%), for relative mCE
+RESNET50_MCE = 76.7  # % (hendrycks/robustness README), for context
+RESNET50_CLEAN_ERROR = 23.85  # %
+NUM_SEVERITIES = 5
+
+Baseline = Mapping[str, float | Sequence[float]]
+
+
+def _error(value: float, name: str) -> float:
+    """An error rate is a fraction of images; a percentage or a NaN here means the wrong numbers were passed."""
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be an error rate in [0, 1], got {value}")
+    return value
+
+
+def _severity_errors(values: Sequence[float], name: str) -> list[float]:
+    """The per-severity errors of one corruption: ImageNet-C's five, each in [0, 1]."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != NUM_SEVERITIES:
+        raise ValueError(f"{name} must be {NUM_SEVERITIES} per-severity errors, got {values!r}")
+    return [_error(v, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def _mean_error(value: float | Sequence[float], name: str) -> float:
+    """A baseline's error averaged over severities: given as that mean (AlexNet's published numbers) or per severity."""
+    if isinstance(value, Real):
+        return _error(value, name)
+    return sum(_severity_errors(value, name)) / NUM_SEVERITIES
+
+
+def _shared_corruptions(errors: Mapping[str, Sequence[float]], baseline: Baseline) -> list[str]:
+    """The baseline's corruptions, every one of which the model must have been measured on."""
+    if not baseline:
+        raise ValueError("the baseline names no corruption")
+    missing = [c for c in baseline if c not in errors]
+    if missing:
+        raise ValueError(f"errors lack {len(missing)} of the baseline's corruptions: {', '.join(missing)} "
+                         f"(got {', '.join(errors) or 'none'})")
+    return list(baseline)
+
+
+def _ce_ratio(numerator: float, denominator: float, name: str) -> float:
+    """A corruption error's division, refusing a baseline that makes it meaningless."""
+    if denominator <= 0:
+        raise ValueError(f"the baseline's error for {name} is {denominator:g}; a corruption error divides by it, "
+                         "so it must be positive")
+    return numerator / denominator
+
+
+def corruption_errors(errors: Mapping[str, Sequence[float]], baseline: Baseline = ALEXNET_ERRORS) -> dict[str, float]:
+    """CE_c in %: the model's error on corruption c summed over the five severities, over the baseline's (ImageNet-C's
+    normalisation, so that easy and hard corruptions weigh alike).
+
+    ``errors`` maps each corruption to its five per-severity errors in [0, 1]; corruptions not in the baseline are
+    ignored. ``baseline`` maps each corruption to its error averaged over severities (as ``ALEXNET_ERRORS``) or to
+    its five per-severity errors (a baseline model you measured yourself).
+    """
+    return {c: 100 * _ce_ratio(sum(_severity_errors(errors[c], f"errors[{c!r}]")) / NUM_SEVERITIES,
+                            _mean_error(baseline[c], f"baseline[{c!r}]"), c)
+            for c in _shared_corruptions(errors, baseline)}
+
+
+def mce(errors: Mapping[str, Sequence[float]], baseline: Baseline = ALEXNET_ERRORS) -> float:
+    """Mean corruption error in %: the mean CE over the baseline's corruptions (AlexNet scores 100)."""
+    ces = corruption_errors(errors, baseline)
+    return sum(ces.values()) / len(ces)
+
+
+def relative_mce(errors: Mapping[str, Sequence[float]], clean_error: float, baseline: Baseline = ALEXNET_ERRORS,
+                 baseline_clean: float = ALEXNET_CLEAN_ERROR) -> float:
+    """Relative mCE in %: the mean over corruptions of sum_s (E_s,c - E_clean) / the baseline's same sum.
+
+    It measures how much a model degrades under corruption rather than how wrong it is, so a model that is merely
+    more accurate on clean images does not score better (Hendrycks & Dietterich, 2019, section 4).
+    """
+    clean, base_clean = _error(clean_error, "clean_error"), _error(baseline_clean, "baseline_clean")
+    relative = [_ce_ratio(sum(_severity_errors(errors[c], f"errors[{c!r}]")) / NUM_SEVERITIES - clean,
+                       _mean_error(baseline[c], f"baseline[{c!r}]") - base_clean, f"{c} (minus its clean error)")
+                for c in _shared_corruptions(errors, baseline)]
+    return 100 * sum(relative) / len(relative)

@@ -18,6 +18,7 @@ from vitlessons.config import device as default_device
 from vitlessons.config import has_gpu, hub_reachable, paper_images, reachable, scale_setting
 
 STIMULI = "cue-conflict stimuli"
+IMAGENETTE = "Imagenette"
 ASK_FOR_PAPER = "set VITLESSONS_SCALE=paper before setup() (in a notebook: os.environ['VITLESSONS_SCALE'] = 'paper')"
 
 
@@ -29,6 +30,7 @@ class PaperScale:
     stimuli: bool = False  # the 1,280 cue-conflict stimuli
     images: int = 0  # how many images each model classifies
     imagenet_classes: tuple[int, ...] | None = None  # the ImageNet classes scored (CLIP's head is built for these)
+    labelled_images: bool = False  # ImageNet's validation set where the user has it, else Imagenette
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class PaperCost:
 
 def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     """Downloads and compute that ``needs`` costs here, from the registry's sizes and this device's speed."""
-    from vitlessons.data import download
+    from vitlessons.data import download, imagenet
     from vitlessons.data.stimuli import stimuli_available
     from vitlessons.models.registry import cached_weights, get_spec
 
@@ -59,6 +61,8 @@ def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     downloads = {s.name: s.download_mb for s in specs if s.hub_files is not None and cached_weights(s.name) is None}
     if needs.stimuli and not stimuli_available():
         downloads[STIMULI] = download.DOWNLOAD_MB
+    if needs.labelled_images and not imagenet.paper_images_available():
+        downloads[IMAGENETTE] = imagenet.DOWNLOAD_MB["imagenette"]
     images = min(needs.images, paper_images() or needs.images)
     gflops = images * sum(s.gflops for s in specs)
     gflops += sum(_prompts_to_encode(s, needs.imagenet_classes) * s.text_gflops for s in specs if s.text_gflops)
@@ -100,11 +104,12 @@ def _synchronise(result: torch.Tensor) -> None:
 
 
 def _unreachable(downloads: dict[str, float]) -> list[str]:
-    """The missing things whose server does not answer: the hub for weights, GitHub for the stimuli."""
+    """The missing things whose server does not answer: the hub for weights, GitHub for the stimuli, S3 for Imagenette."""
     from vitlessons.data.download import API_BASE
+    from vitlessons.data.imagenet import ARCHIVES
 
-    return [name for name in downloads
-            if not (reachable(API_BASE) if name == STIMULI else hub_reachable())]
+    servers = {STIMULI: API_BASE, IMAGENETTE: ARCHIVES["imagenette"].url}
+    return [name for name in downloads if not (reachable(servers[name]) if name in servers else hub_reachable())]
 
 
 def choose_scale(needs: PaperScale | None = None, on: torch.device | None = None) -> str:

@@ -100,3 +100,33 @@ def attack_explorer(models: Mapping[str, Classifier], image: torch.Tensor, label
 
     return Explorer(draw, {"budget": ipywidgets.SelectionSlider(options=budgets, value=budgets[min(3, len(budgets) - 1)],
                                                                 description="eps x 255")})
+
+
+def corruption_explorer(models: Mapping[str, Classifier], image: torch.Tensor, label: int,
+                        corruption: str = "gaussian_noise") -> Explorer:
+    """Pick an ImageNet-C corruption and a severity; see the corrupted image and each model's decision."""
+    from vitlessons.perturb import IMAGENET_C, SEVERITIES, corrupt
+
+    labels = list(next(iter(models.values())).labels)
+
+    def draw(corruption: str, severity: int) -> Figure:
+        shown = corrupt(image, corruption, severity, torch.Generator().manual_seed(0)) if severity else image
+        figure = Figure(figsize=(2.4 * (1 + len(models)), 2.6))
+        axes = figure.subplots(1, 1 + len(models))
+        axes[0].imshow(shown[0].detach().cpu().permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes[0].set_title(f"{corruption}, severity {severity}" if severity else "clean", fontsize=8)
+        axes[0].set_axis_off()
+        for ax, (name, model) in zip(axes[1:], models.items()):
+            probabilities = model.predict(shown)[0].cpu()
+            colours = ["C2" if index == label else "C7" for index in range(len(labels))]
+            ax.barh(labels, probabilities.numpy(), color=colours)
+            ax.set_xlim(0, 1)
+            ax.set_title(f"{name}: {labels[int(probabilities.argmax())]}", fontsize=8)
+            ax.tick_params(labelsize=7)
+        figure.tight_layout()
+        return figure
+
+    return Explorer(draw, {
+        "corruption": ipywidgets.Dropdown(options=IMAGENET_C, value=corruption, description="corruption"),
+        "severity": ipywidgets.SelectionSlider(options=(0, *SEVERITIES), value=3, description="severity"),
+    })

@@ -299,6 +299,11 @@ def imagenet_val(size: int = 224, limit: int | None = None, wnids: Sequence[str]
     return ImageFolderSet(value, wnids, size, limit, hint=f"check {IMAGENET_VAL_VARIABLE}={value}")
 
 
+def paper_images_available() -> bool:
+    """Whether ``paper_images`` has something to load: ImageNet's validation set named, or Imagenette fetched."""
+    return bool(os.environ.get(IMAGENET_VAL_VARIABLE, "").strip()) or available("imagenette")
+
+
 def paper_images(size: int = 224, limit: int | None = None) -> ImageFolderSet:
     """Clean labelled images for paper scale: ImageNet val if ``VITLESSONS_IMAGENET_VAL`` is set, else Imagenette val."""
     if os.environ.get(IMAGENET_VAL_VARIABLE, "").strip():

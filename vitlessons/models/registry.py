@@ -70,6 +70,11 @@ for _spec in [
               TimmModel("vit_base_patch16_224", "augreg_in21k_ft_in1k"), download_mb=346, gflops=35.1),
     ModelSpec("deit_s", "DeiT-S trained on ImageNet-1k only (Touvron et al., 2021)",
               TimmModel("deit_small_patch16_224", "fb_in1k"), download_mb=88, gflops=9.2),
+    # The patch-size pair of chapter 5: the same recipe (AugReg, Steiner et al., 2021), 16 px against 32 px patches.
+    ModelSpec("vit_s16", "ViT-S/16 pretrained on ImageNet-21k, fine-tuned on ImageNet-1k (Steiner et al., 2021)",
+              TimmModel("vit_small_patch16_224", "augreg_in21k_ft_in1k"), download_mb=88, gflops=9.2),
+    ModelSpec("vit_s32", "ViT-S/32 pretrained on ImageNet-21k, fine-tuned on ImageNet-1k (Steiner et al., 2021)",
+              TimmModel("vit_small_patch32_224", "augreg_in21k_ft_in1k"), download_mb=91, gflops=2.3),
     ModelSpec("clip_b32", "CLIP ViT-B/32 with OpenAI's weights, as a zero-shot ImageNet classifier",
               OpenClipModel("ViT-B-32-quickgelu", "openai"), download_mb=605, gflops=5.9, text_gflops=5.8),
     # Google's EfficientNet-Lite weights take (x - 127) / 128, not timm's ImageNet mean and std (which belong

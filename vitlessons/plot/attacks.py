@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from vitlessons.plot import robustness
 from vitlessons.spectrum import power_spectrum
 
 
@@ -46,15 +48,6 @@ def spectra(deltas: Mapping[str, Tensor], title: str = "") -> Figure:
 
 def accuracy_against_budget(curves: Mapping[str, Mapping[float, float]], title: str = "") -> Figure:
     """One line per model: accuracy under attack against the L-infinity budget, in 255ths."""
-    figure = Figure(figsize=(4.6, 3.0))
-    ax = figure.add_subplot()
-    for index, (name, curve) in enumerate(curves.items()):
-        budgets = sorted(curve)
-        ax.plot([b * 255 for b in budgets], [curve[b] for b in budgets], marker="o", label=name, color=f"C{index % 10}")
-    ax.set_xlabel("budget eps (in 255ths of the pixel range)")
-    ax.set_ylabel("accuracy under attack")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.legend(frameon=False, fontsize=8)
-    figure.tight_layout()
-    return figure
+    table = pd.DataFrame(curves).sort_index()
+    return robustness.curves(table.set_axis(table.index * 255), "budget eps (in 255ths of the pixel range)", title,
+                             "accuracy under attack")

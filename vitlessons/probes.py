@@ -1,0 +1,65 @@
+"""Accuracy as one thing is varied: a perturbation of the input, or a change to the model itself.
+
+Chapter 5 asks the same question many times: how fast does accuracy fall as the images are filtered,
+turned or shifted, as blocks are removed, or as attention is confined to a window? Each function here
+answers it for one kind of variation and returns a table (one row per value, one column per model), ready
+to print and to plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pandas as pd
+from torch import Tensor
+
+from vitlessons.metrics import accuracy
+from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
+from vitlessons.models.wrapper import Classifier
+
+
+def scored(model: Classifier, images: Tensor, labels: Tensor) -> float:
+    """The model's accuracy on a batch, in eval mode and in memory-bounded pieces."""
+    return accuracy(model.predict(images).argmax(-1), labels)
+
+
+def accuracy_curve(models: Mapping[str, Classifier], images: Tensor, labels: Tensor,
+                   perturb: Callable[[Tensor, Any], Tensor], values: Sequence[Any]) -> pd.DataFrame:
+    """Accuracy of each model on ``perturb(images, value)`` for every value; each perturbed batch is made once."""
+    rows = {}
+    for value in values:
+        perturbed = perturb(images, value)
+        rows[value] = {name: scored(model, perturbed, labels) for name, model in models.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def under(model: Classifier, images: Tensor, labels: Tensor,
+          changes: Mapping[Any, Callable[[], AbstractContextManager]]) -> pd.Series:
+    """Accuracy of one model inside each context that changes it (``removed``, ``local_attention``)."""
+    results = {}
+    for value, change in changes.items():
+        with change():
+            results[value] = scored(model, images, labels)
+    return pd.Series(results, name=model.name)
+
+
+def block_removal(model: Classifier, images: Tensor, labels: Tensor, parts: Sequence[str] = PARTS) -> pd.DataFrame:
+    """Accuracy with each block removed in turn, whole or only its attention or its MLP (Bhojanapalli et al.)."""
+    blocks = range(depth(model))
+    return pd.DataFrame({part: under(model, images, labels, {b: _remover(model, b, part) for b in blocks})
+                         for part in parts}).rename_axis("block removed")
+
+
+def window_curve(model: Classifier, images: Tensor, labels: Tensor, windows: Sequence[int] | None = None) -> pd.Series:
+    """Accuracy as each patch may attend only to patches within ``window`` grid cells (the largest is global)."""
+    grid = tuple(model.trunk.patch_embed.grid_size)
+    windows = range(max_window(grid), -1, -1) if windows is None else windows
+    curve = under(model, images, labels, {w: (lambda w=w: local_attention(model, w)) for w in windows})
+    return curve.rename_axis("window (patches)")
+
+
+def _remover(model: Classifier, block: int, part: str) -> Callable[[], AbstractContextManager]:
+    """A deferred ``removed(model, block, part)``, so each context is entered only when it is measured."""
+    return lambda: removed(model, block, part)
