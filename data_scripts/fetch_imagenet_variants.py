@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fetch Imagenette, ImageNet-R or ImageNet-A, verified; same as `python -m vitlessons.data.imagenet fetch NAME`."""
+"""Fetch Imagenette, ImageNet-R or ImageNet-A, verified; same as `vitlessons fetch-images NAME`."""
 
 import sys
 from pathlib import Path
@@ -10,4 +10,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vitlessons.data.imagenet import main
 
 if __name__ == "__main__":
-    sys.exit(main(["fetch", *sys.argv[1:]]))
+    sys.exit(main())

@@ -8,12 +8,15 @@ import torch
 
 from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES
 from vitlessons.exercises import (
-    ExerciseFailed, check_decision_16, check_fgsm, check_mean_attention_distance, check_shape_bias, check_shuffle_tiles,
+    ExerciseFailed, check_decision_16, check_fgsm, check_forward_without_block, check_mce, check_mean_attention_distance,
+    check_shape_bias, check_shuffle_tiles,
 )
+from vitlessons.metrics import ALEXNET_ERRORS
 from vitlessons.student import chapter_notebooks
 
 NOTEBOOKS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
-CHECKERS = [check_shape_bias, check_decision_16, check_shuffle_tiles, check_fgsm, check_mean_attention_distance]
+CHECKERS = [check_shape_bias, check_decision_16, check_shuffle_tiles, check_fgsm, check_mean_attention_distance,
+            check_mce, check_forward_without_block]
 
 
 def solutions() -> dict:
@@ -37,6 +40,8 @@ def test_solutions_pass(capsys: pytest.CaptureFixture[str]) -> None:
     check_shuffle_tiles(found["shuffle_tiles"])
     check_fgsm(found["fgsm_step"])
     check_mean_attention_distance(found["mean_attention_distance"])
+    check_mce(found["mce_by_hand"])
+    check_forward_without_block(found["forward_without_block"])
     assert capsys.readouterr().out.count("Passed") == len(CHECKERS)
 
 
@@ -114,3 +119,74 @@ def _distance(attention, grid, patch_size, scale=1.0):
 def test_attention_distance_mistakes_get_their_hint(wrong, hint: str) -> None:
     with pytest.raises(ExerciseFailed, match=hint):
         check_mean_attention_distance(wrong)
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda e, a: _mean([_mean(e[c]) / a[c] for c in a]), "report the mCE in percent"),
+    # the raw mean error is caught on AlexNet's own errors, which must score 100
+    (lambda e, a: 100 * _mean([_mean(e[c]) for c in a]), "must give an mCE of 100.*divide each corruption's mean error"),
+    (lambda e, a: 100 * _mean([_mean(e[c]) for c in a]) / _mean(list(a.values())),
+     "expected mCE .*average each corruption's five severities first"),
+    (lambda e, a: torch.tensor(100.0), "return one number"),
+    (lambda e, a: [100.0], "return one number"),
+])
+def test_mce_mistakes_get_their_hint(wrong, hint: str) -> None:
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_mce(wrong)
+
+
+def test_mce_normalised_by_the_mean_alexnet_error_fails_only_on_uneven_errors() -> None:
+    """Dividing by AlexNet's mean error over all corruptions gives 100 on AlexNet itself: the second case catches it."""
+    def pooled(e, a):
+        return 100 * _mean([_mean(e[c]) for c in a]) / _mean(list(a.values()))
+
+    assert pooled({c: [x] * 5 for c, x in ALEXNET_ERRORS.items()}, dict(ALEXNET_ERRORS)) == pytest.approx(100)
+    with pytest.raises(ExerciseFailed, match="expected mCE"):
+        check_mce(pooled)
+
+
+def _forward(vit, x, index, norm=True):
+    tokens = vit._pos_embed(vit.patch_embed(x))
+    for position, block in enumerate(vit.blocks):
+        if position != index:
+            tokens = block(tokens)
+    return vit.forward_head(vit.norm(tokens) if norm else tokens)
+
+
+def _zero_the_block_then_run(vit, x, index):
+    """A block with every weight zeroed adds nothing to the residual stream: right logits, edited model."""
+    for parameter in vit.blocks[index].parameters():
+        parameter.data.zero_()
+    return vit(x)
+
+
+def _delete_the_block_then_run(vit, x, index):
+    del vit.blocks[index]
+    return vit(x)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda vit, x, index: vit(x), "removing block 0 changed nothing"),
+    (lambda vit, x, index: _forward(vit, x, index, norm=False), "with block 0 removed the logits differ.*vit.norm"),
+    (lambda vit, x, index: _forward(vit, x, index)[:, :2], "return the logits, shape"),
+    (lambda vit, x, index: _forward(vit, x, (index + 1) % 4), "with block 0 removed the logits differ"),
+    (_zero_the_block_then_run, "the model itself was changed"),
+    (_delete_the_block_then_run, "the model itself was changed"),
+])
+def test_forward_without_block_mistakes_get_their_hint(wrong, hint: str) -> None:
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_forward_without_block(wrong)
+
+
+def _replace_the_block_then_run(vit, x, index):
+    vit.blocks[index] = torch.nn.Identity()
+    return vit(x)
+
+
+def test_replacing_a_block_in_place_is_reported_as_changing_the_model() -> None:
+    with pytest.raises(ExerciseFailed, match="the model itself was changed"):
+        check_forward_without_block(_replace_the_block_then_run)

@@ -194,7 +194,7 @@ def test_offline_switch_fails_within_a_second_with_the_command(tmp_path: Path) -
     assert time.monotonic() - start < 1
     message = str(caught.value)
     assert "could not be reached" in message and imagenet.ARCHIVES["imagenet-r"].url in message
-    assert "python -m vitlessons.data.imagenet fetch imagenet-r" in message
+    assert "vitlessons fetch-images imagenet-r" in message
     assert list(tmp_path.iterdir()) == []
 
 
@@ -247,7 +247,7 @@ def test_image_folder_set_gives_cropped_images_and_imagenet_labels(tmp_path: Pat
 
 
 def test_image_folder_set_errors_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist.*python -m vitlessons.data.imagenet fetch"):
+    with pytest.raises(FileNotFoundError, match="does not exist.*vitlessons fetch-images"):
         ImageFolderSet(tmp_path / "nowhere")
     (tmp_path / "empty" / TENCH).mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="holds no .jpg"):
@@ -274,14 +274,14 @@ def test_cli_fetches_into_dest_and_names_the_licence(server: FakeServer, tmp_pat
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(imagenet.ARCHIVES, "imagenette", server.archive(IMAGENETTE_TGZ))
     dest = tmp_path / "nette"
-    assert imagenet.main(["fetch", "imagenette", "--dest", str(dest)]) == 0
+    assert imagenet.main(["imagenette", "--dest", str(dest)]) == 0
     out = capsys.readouterr().out
     assert "Apache 2.0" in out and str(dest) in out
     assert len(imagenet.imagenette(root=dest, limit=3)) == 3
 
 
 def test_cli_offline_reports_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert imagenet.main(["fetch", "imagenet-a"]) == 1
+    assert imagenet.main(["imagenet-a"]) == 1
     out, err = capsys.readouterr()
     assert "Hendrycks" in out and "could not be reached" in err and "Traceback" not in err
 

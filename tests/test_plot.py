@@ -158,3 +158,98 @@ def test_chapter_0_figures_draw_what_they_are_given():
     assert curve.axes[0].lines[0].get_xdata().tolist() == pytest.approx([0.0, 4.0])
     panels = attention.attention_distance({"a": torch.rand(3, 2) * 10}, uniform={"a": 12.0})
     assert len(panels.axes[0].collections) == 3 and panels.axes[0].lines[0].get_ydata()[0] == 12.0
+
+
+# ----- chapter 5: plot.robustness ---------------------------------------------------------------
+
+def test_curves_draws_one_line_per_column_against_the_index():
+    import pandas as pd
+
+    from vitlessons.plot import robustness
+
+    table = pd.DataFrame({"vit": [0.9, 0.7, 0.4], "cnn": [0.8, 0.5, 0.2], "mlp": [0.6, 0.3, 0.1]}, index=[0, 4, 8])
+    figure = robustness.curves(table, "shift", "title")
+    ax = figure.axes[0]
+    assert isinstance(figure, Figure) and len(figure.axes) == 1
+    assert len(ax.lines) == 3
+    assert [line.get_label() for line in ax.lines] == ["vit", "cnn", "mlp"]
+    assert ax.lines[1].get_xdata().tolist() == [0, 4, 8] and ax.lines[1].get_ydata().tolist() == [0.8, 0.5, 0.2]
+    assert ax.get_xlabel() == "shift" and ax.get_ylim() == pytest.approx((0, 1.02))
+    assert robustness.curves(table, "x", ylabel="loss").axes[0].get_ylim() != pytest.approx((0, 1.02))
+
+
+def test_severity_by_family_draws_a_panel_per_family():
+    import pandas as pd
+
+    from vitlessons.plot import robustness
+
+    table = pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "b": [0.9] * 6}).rename_axis("severity")
+    figure = robustness.severity_by_family({"noise": table, "blur": table, "weather": table})
+    assert isinstance(figure, Figure) and len(figure.axes) == 3
+    assert [ax.get_title() for ax in figure.axes] == ["noise", "blur", "weather"]
+    assert all(len(ax.lines) == 2 for ax in figure.axes)
+    assert figure.axes[0].lines[0].get_xdata().tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_error_against_clean_annotates_every_model_and_draws_the_diagonal():
+    import pandas as pd
+
+    from vitlessons.plot import robustness
+
+    points = pd.DataFrame({"clean error": [0.1, 0.2, 0.3], "corruption error": [0.4, 0.5, 0.45]},
+                          index=["ViT", "CNN", "CNN, matched"])
+    figure = robustness.error_against_clean(points)
+    ax = figure.axes[0]
+    assert isinstance(figure, Figure)
+    assert sorted(text.get_text() for text in ax.texts) == ["CNN", "CNN, matched", "ViT"]
+    assert len(ax.collections) == 1 and ax.collections[0].get_offsets().tolist() == [[0.1, 0.4], [0.2, 0.5], [0.3, 0.45]]
+    (diagonal,) = ax.lines
+    assert diagonal.get_xdata().tolist() == diagonal.get_ydata().tolist() == pytest.approx([0, 0.55])
+    assert ax.get_xlim() == pytest.approx((0, 0.55))
+
+
+def test_block_removal_draws_a_bar_group_per_part_and_the_intact_line():
+    import pandas as pd
+
+    from vitlessons.plot import robustness
+
+    table = pd.DataFrame({"block": [0.2, 0.6, 0.7, 0.8], "attention": [0.3, 0.7, 0.8, 0.8],
+                          "mlp": [0.5, 0.8, 0.8, 0.9]}).rename_axis("block removed")
+    figure = robustness.block_removal(table, clean=0.85)
+    ax = figure.axes[0]
+    assert isinstance(figure, Figure)
+    assert len(ax.containers) == 3 and all(len(bars) == 4 for bars in ax.containers)
+    assert [bars.get_label() for bars in ax.containers] == ["block removed", "attention removed", "mlp removed"]
+    assert [bar.get_height() for bar in ax.containers[1]] == pytest.approx([0.3, 0.7, 0.8, 0.8])
+    assert len(ax.patches) == 12
+    (intact,) = ax.lines
+    assert list(intact.get_ydata()) == [0.85, 0.85]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
+
+
+def test_loss_progression_draws_the_median_of_each_model_with_a_band():
+    from vitlessons.plot import robustness
+
+    steps = torch.arange(11.0)[:, None]
+    losses = {"vit": steps + torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0]), "cnn": 2 * steps.expand(11, 5)}
+    figure = robustness.loss_progression(losses)
+    ax = figure.axes[0]
+    assert isinstance(figure, Figure)
+    assert [line.get_label() for line in ax.lines] == ["vit", "cnn"]
+    assert list(ax.lines[0].get_xdata()) == list(range(11))
+    assert np.allclose(ax.lines[0].get_ydata(), np.arange(11) + 2.0)  # the median over the five images
+    assert np.allclose(ax.lines[1].get_ydata(), 2 * np.arange(11))
+    assert len(ax.collections) == 2  # one 25-75% band per model
+
+
+def test_accuracy_against_budget_draws_one_line_per_model_in_255ths():
+    from vitlessons.plot import attacks
+
+    figure = attacks.accuracy_against_budget({"vit": {0.0: 0.9, 2 / 255: 0.5, 1 / 255: 0.7},
+                                              "cnn": {0.0: 0.8, 1 / 255: 0.3, 2 / 255: 0.1}})
+    ax = figure.axes[0]
+    assert isinstance(figure, Figure) and [line.get_label() for line in ax.lines] == ["vit", "cnn"]
+    assert ax.lines[0].get_xdata().tolist() == pytest.approx([0.0, 1.0, 2.0])  # sorted, in 255ths
+    assert ax.lines[0].get_ydata().tolist() == pytest.approx([0.9, 0.7, 0.5])
+    assert ax.lines[1].get_ydata().tolist() == pytest.approx([0.8, 0.3, 0.1])
+    assert ax.get_ylabel() == "accuracy under attack" and "255ths" in ax.get_xlabel()

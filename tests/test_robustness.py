@@ -230,3 +230,43 @@ def test_the_command_refuses_unknown_data_and_prints_mce_for_all_of_imagenet_c(c
                                    total), None)
     assert "alexnet: mCE 100.0%, relative mCE 100.0%" in capsys.readouterr().out
 
+
+
+# ----- chapter 5's views of a sweep ---------------------------------------------------------------
+
+def test_by_family_averages_each_familys_corruptions_with_clean_as_severity_0():
+    corruptions = ("gaussian_noise", "shot_noise", "fog")  # two noises and one weather corruption
+    total = 10
+    correct = {("a", "clean", 0): 9, ("b", "clean", 0): 7}
+    for index, corruption in enumerate(corruptions):
+        for s in SEVERITIES:
+            correct[("a", corruption, s)] = max(0, 9 - s - index)  # falls with severity, differs by corruption
+            correct[("b", corruption, s)] = 7 - (s + index) % 3
+    result = SweepResult(("a", "b"), corruptions, SEVERITIES, correct, total)
+    families = result.by_family()
+    assert list(families) == ["noise", "weather"]
+    for table in families.values():
+        assert list(table.index) == [0, 1, 2, 3, 4, 5] and table.index.name == "severity"
+        assert list(table.columns) == ["a", "b"]
+        assert table.loc[0].tolist() == [0.9, 0.7]  # row 0: clean accuracy
+    noise = families["noise"]
+    assert noise.loc[3, "a"] == pytest.approx(((9 - 3) + (9 - 3 - 1)) / 2 / total)
+    assert noise.loc[5, "b"] == pytest.approx(((7 - 5 % 3) + (7 - 6 % 3)) / 2 / total)
+    assert families["weather"]["a"].tolist() == pytest.approx([0.9] + [max(0, 9 - s - 2) / total for s in SEVERITIES])
+
+
+def test_by_family_follows_the_severities_that_were_run():
+    correct = {("a", "clean", 0): 4, ("a", "contrast", 2): 3, ("a", "contrast", 5): 1}
+    (table,) = SweepResult(("a",), ("contrast",), (2, 5), correct, 4).by_family().values()
+    assert table["a"].to_dict() == {0: 1.0, 2: 0.75, 5: 0.25}
+
+
+def test_tensors_stacks_the_first_items_of_a_dataset():
+    images = torch.rand(5, 3, 8, 8)
+    data = [(images[i], i % 3) for i in range(5)]
+    stacked, labels = robustness.tensors(data, 3)
+    assert stacked.shape == (3, 3, 8, 8) and torch.equal(stacked, images[:3])
+    assert labels.tolist() == [0, 1, 2] and labels.dtype == torch.int64
+    everything, all_labels = robustness.tensors(data)
+    assert torch.equal(everything, images) and all_labels.tolist() == [0, 1, 2, 0, 1]
+    assert len(robustness.tensors(data, 50)[0]) == 5  # a limit beyond the data takes it all

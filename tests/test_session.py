@@ -139,3 +139,56 @@ def test_choosing_the_scale_leaves_the_global_generator_alone(monkeypatch) -> No
     state = torch.get_rng_state()
     session.choose_scale(CHAPTER_1, CPU)
     assert torch.equal(state, torch.get_rng_state())
+
+
+# ----- chapter 5: labelled images (ImageNet val where the user has it, else Imagenette) -----------
+
+LABELLED = session.PaperScale(labelled_images=True)
+
+
+@pytest.fixture
+def no_labelled_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither ImageNet val named nor Imagenette fetched: datasets in the test's private cache."""
+    monkeypatch.delenv("VITLESSONS_IMAGENET_VAL", raising=False)
+    monkeypatch.delenv("VITLESSONS_DATA", raising=False)
+
+
+def test_labelled_images_cost_the_imagenette_download_when_missing(no_labelled_images, steady_speed) -> None:
+    from vitlessons.data import imagenet
+
+    assert not imagenet.paper_images_available()
+    assert session.paper_cost(LABELLED, CPU).downloads == {"Imagenette": imagenet.DOWNLOAD_MB["imagenette"]}
+    assert imagenet.DOWNLOAD_MB["imagenette"] == pytest.approx(341.7)
+    assert "Imagenette 342 MB" in str(session.paper_cost(LABELLED, CPU))
+    assert session.paper_cost(session.PaperScale(), CPU).downloads == {}  # only a chapter that asks pays
+
+
+def test_imagenet_val_named_needs_no_imagenette(no_labelled_images, monkeypatch, tmp_path, steady_speed) -> None:
+    monkeypatch.setenv("VITLESSONS_IMAGENET_VAL", str(tmp_path))
+    assert session.paper_cost(LABELLED, CPU).downloads == {}
+    monkeypatch.setenv("VITLESSONS_IMAGENET_VAL", "  ")  # blank is unset
+    assert "Imagenette" in session.paper_cost(LABELLED, CPU).downloads
+
+
+def test_a_fetched_imagenette_needs_no_download(no_labelled_images, monkeypatch, capsys, steady_speed) -> None:
+    from paper_fakes import fake_imagenette
+
+    from vitlessons import config
+    from vitlessons.data import imagenet
+
+    root = imagenet.dataset_dir("imagenette")
+    assert root.is_relative_to(config.cache_dir())  # the test's private cache, not the user's data
+    fake_imagenette(root, per_class=1)
+    assert imagenet.paper_images_available()
+    assert session.paper_cost(LABELLED, CPU).downloads == {}
+    monkeypatch.setenv("VITLESSONS_SCALE", "auto")
+    assert session.choose_scale(LABELLED, CPU) == "paper"
+    assert "everything it needs is cached" in capsys.readouterr().out
+
+
+def test_offline_without_imagenette_is_lab_naming_it(no_labelled_images, monkeypatch, capsys, steady_speed) -> None:
+    monkeypatch.setenv("VITLESSONS_SCALE", "auto")
+    monkeypatch.setenv("VITLESSONS_OFFLINE", "1")
+    assert session.choose_scale(LABELLED, GPU) == "lab"  # a GPU does not help with what cannot be fetched
+    notice = capsys.readouterr().out
+    assert notice == "Scale: lab (paper scale needs Imagenette, neither cached nor reachable).\n"

@@ -1,12 +1,13 @@
 """The course's lab models: trained by the first chapter that asks, loaded by every other."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
-from vitlessons import prefetch, zoo
+from vitlessons import prefetch, trained, zoo
 from vitlessons.models import lab
-from vitlessons.train import Recipe
+from vitlessons.train import History, Recipe
 
 
 @pytest.fixture
@@ -35,3 +36,46 @@ def test_prefetch_lab_trains_every_course_model(monkeypatch: pytest.MonkeyPatch,
     assert prefetch.main(["--lab"]) == 0
     assert trained == [(name, split) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS]
     assert "lab_vit on randomised: trained" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> list:
+    """``fit`` replaced by a recorder: the cache key and the model are real, the training is skipped."""
+    recipes = []
+
+    def fake_fit(model, objective, data, recipe, seed=0, validation=None, progress=True):
+        recipes.append(recipe)
+        return History(logs={"images seen": [float(data.images)] * recipe.epochs}, seconds=0.0)
+
+    monkeypatch.setattr(trained, "fit", fake_fit)
+    return recipes
+
+
+def test_epochs_and_architecture_are_variants_with_their_own_cache_keys(no_training: list) -> None:
+    default = zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False)
+    early = zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False, epochs=3)
+    assert [r.epochs for r in no_training] == [lab.RECIPES["lab_cnn"].epochs, 3]
+    assert no_training[1] == replace(lab.RECIPES["lab_cnn"], epochs=3)  # only the epochs change
+    assert early.path != default.path and not early.loaded
+    assert zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False, epochs=3).loaded
+    same = zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False, epochs=lab.RECIPES["lab_cnn"].epochs)
+    assert same.path == default.path and same.loaded  # the recipe's own length is the default model
+    assert len(no_training) == 2
+
+    vit = zoo.cue_world_model("lab_vit", "aligned", device="cpu", progress=False)
+    coarse = zoo.cue_world_model("lab_vit", "aligned", device="cpu", progress=False, patch_size=16)
+    assert coarse.path != vit.path and not coarse.loaded
+    assert tuple(coarse.model.trunk.patch_embed.patch_size) == (16, 16)
+    assert tuple(vit.model.trunk.patch_embed.patch_size) == (8, 8)
+    assert zoo.cue_world_model("lab_vit", "aligned", device="cpu", progress=False, patch_size=16).loaded
+    assert len({default.path, early.path, vit.path, coarse.path}) == 4
+
+
+def test_a_bad_name_or_split_still_raises_with_variants(no_training: list) -> None:
+    with pytest.raises(ValueError, match="the course trains"):
+        zoo.cue_world_model("resnet50", "aligned", epochs=1)
+    with pytest.raises(ValueError, match="the course trains"):
+        zoo.cue_world_model("lab_vit", "conflict", patch_size=16)
+    with pytest.raises(TypeError, match="does not take the option"):
+        zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False, patch_size=16)
+    assert no_training == []

@@ -34,7 +34,7 @@ from vitlessons.data.download import FetchError
 from vitlessons.data.stimuli import _evenly_spaced
 from vitlessons.tensors import centre_crop, resize_short_side
 
-FETCH_COMMAND = "python -m vitlessons.data.imagenet fetch {name}"
+FETCH_COMMAND = "vitlessons fetch-images {name}"
 IMAGENET_VAL_VARIABLE = "VITLESSONS_IMAGENET_VAL"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -312,14 +312,13 @@ def paper_images(size: int = 224, limit: int | None = None) -> ImageFolderSet:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """Command-line options of ``python -m vitlessons.data.imagenet``."""
-    parser = argparse.ArgumentParser(prog="python -m vitlessons.data.imagenet",
-                                     description="Download ImageNet-style test sets, verified against their SHA-256.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    fetch = commands.add_parser("fetch", help="download, verify and unpack one dataset (resumes if interrupted)")
-    fetch.add_argument("name", choices=list(ARCHIVES), help="which dataset")
-    fetch.add_argument("--dest", type=Path, default=None, help=f"target folder (default: {config.data_dir()}/<its folder>)")
-    fetch.add_argument("--force", action="store_true", help="download and unpack again, even if complete")
+    """Command-line options of ``vitlessons fetch-images`` (also ``python -m vitlessons.data.imagenet``)."""
+    parser = argparse.ArgumentParser(prog="vitlessons fetch-images",
+                                     description="Download, verify (SHA-256) and unpack one ImageNet-style test set; "
+                                                 "an interrupted download resumes.")
+    parser.add_argument("name", choices=list(ARCHIVES), help="which dataset")
+    parser.add_argument("--dest", type=Path, default=None, help=f"target folder (default: {config.data_dir()}/<its folder>)")
+    parser.add_argument("--force", action="store_true", help="download and unpack again, even if complete")
     return parser
 
 

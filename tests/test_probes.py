@@ -1,0 +1,110 @@
+"""Chapter 5's probes: accuracy tables as the input is perturbed, a block is removed or attention is made local."""
+
+import zlib
+
+import pytest
+import torch
+from torch import nn
+
+from vitlessons import probes
+from vitlessons.data import cueworld
+from vitlessons.models import load_model
+from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
+from vitlessons.models.wrapper import Classifier, Preprocessing
+
+LABELS = list(cueworld.CLASS_NAMES)
+
+
+@pytest.fixture(autouse=True)
+def no_grad() -> None:
+    with torch.no_grad():
+        yield
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    split = cueworld.make_split("aligned", 12, seed=1)  # 64 px
+    return split.images, split.labels
+
+
+def tiny_cnn(name: str) -> Classifier:
+    """A random conv net whose decisions move with the pixels, the same on every run."""
+    torch.manual_seed(zlib.crc32(name.encode()))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2),
+                        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, len(LABELS)))
+    return Classifier(name, net, Preprocessing(64, (0.5,) * 3, (0.1,) * 3, resize=False), LABELS).eval()
+
+
+def lab_vit() -> Classifier:
+    return load_model("lab_vit", device="cpu", labels=LABELS, seed=0)
+
+
+def by_hand(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (model(images).argmax(-1) == labels).float().mean().item()
+
+
+def test_accuracy_curve_perturbs_once_per_value_and_scores_every_model(batch) -> None:
+    images, labels = batch
+    models = {"a": tiny_cnn("a"), "b": tiny_cnn("b")}
+    calls = []
+
+    def darken(x: torch.Tensor, value: float) -> torch.Tensor:
+        calls.append(value)
+        return x * value
+
+    values = [1.0, 0.5, 0.1]
+    table = probes.accuracy_curve(models, images, labels, darken, values)
+    assert calls == values  # one perturbed batch per value, shared by the models
+    assert list(table.index) == values and list(table.columns) == ["a", "b"]
+    for value in values:
+        for name, model in models.items():
+            assert table.loc[value, name] == pytest.approx(by_hand(model, images * value, labels), abs=1e-9)
+    assert table.loc[1.0, "a"] == pytest.approx(probes.scored(models["a"], images, labels), abs=1e-9)
+    assert table.nunique().max() > 1, "darkening must move some decisions, or the test checks nothing"
+
+
+def test_the_identity_perturbation_gives_the_clean_accuracy_for_every_value(batch) -> None:
+    images, labels = batch
+    models = {"a": tiny_cnn("a"), "b": tiny_cnn("b")}
+    table = probes.accuracy_curve(models, images, labels, lambda x, value: x, ["x", "y", "z"])
+    for name, model in models.items():
+        assert table[name].tolist() == [by_hand(model, images, labels)] * 3
+
+
+def test_block_removal_table_matches_removal_by_hand_and_leaves_the_model_intact(batch) -> None:
+    images, labels = batch
+    model = lab_vit()
+    before = model(images)
+    table = probes.block_removal(model, images, labels)
+    assert table.shape == (depth(model), len(PARTS)) == (4, 3)
+    assert table.index.name == "block removed" and list(table.index) == [0, 1, 2, 3]
+    assert list(table.columns) == list(PARTS)
+    for block, part in [(0, "block"), (2, "attention"), (3, "mlp")]:
+        with removed(model, block, part):
+            expected = by_hand(model, images, labels)
+        assert table.loc[block, part] == pytest.approx(expected, abs=1e-9)
+    assert torch.equal(model(images), before)
+
+
+def test_block_removal_takes_a_subset_of_parts(batch) -> None:
+    images, labels = batch
+    table = probes.block_removal(lab_vit(), images, labels, parts=("mlp",))
+    assert list(table.columns) == ["mlp"] and len(table) == 4
+
+
+def test_window_curve_runs_from_global_attention_down_to_a_patch_alone(batch) -> None:
+    images, labels = batch
+    model = lab_vit()
+    grid = tuple(model.trunk.patch_embed.grid_size)
+    curve = probes.window_curve(model, images, labels)
+    assert list(curve.index) == list(range(max_window(grid), -1, -1)) == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert curve.index.name == "window (patches)" and curve.name == model.name
+    assert curve[max_window(grid)] == probes.scored(model, images, labels)
+    with local_attention(model, 0):
+        assert curve[0] == pytest.approx(by_hand(model, images, labels), abs=1e-9)
+
+
+def test_window_curve_takes_chosen_windows(batch) -> None:
+    images, labels = batch
+    curve = probes.window_curve(lab_vit(), images, labels, windows=[3, 1])
+    assert list(curve.index) == [3, 1]
