@@ -24,6 +24,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -238,16 +239,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run the fetch from the command line; exits non-zero with a one-paragraph message, no traceback."""
     args = _parser().parse_args(argv)
     print(LICENCE_NOTE)
+    return exit_status(lambda: fetch_cue_conflict(
+        args.dest,
+        force=args.force,
+        api_base=args.api_base,
+        raw_base=args.raw_base,
+        expected_files=EXPECTED_FILES,
+        expected_folders=EXPECTED_FOLDERS,
+        timeout=args.timeout,
+    ))
+
+
+def exit_status(fetch: Callable[[], object]) -> int:
+    """Run a fetch for a command: 0 when done, 1 with its one-paragraph message, 130 when interrupted (it resumes)."""
     try:
-        fetch_cue_conflict(
-            args.dest,
-            force=args.force,
-            api_base=args.api_base,
-            raw_base=args.raw_base,
-            expected_files=EXPECTED_FILES,
-            expected_folders=EXPECTED_FOLDERS,
-            timeout=args.timeout,
-        )
+        fetch()
     except (FetchError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from vitlessons import config
 from vitlessons.data.archives import Archive, extracted, fetch_archive
-from vitlessons.data.download import FetchError
+from vitlessons.data.download import exit_status
 from vitlessons.data.stimuli import _evenly_spaced
 from vitlessons.tensors import centre_crop, resize_short_side
 
@@ -327,16 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     print(LICENCE_NOTES[args.name])
     dest = dataset_dir(args.name) if args.dest is None else args.dest
-    try:
-        fetch_archive(ARCHIVES[args.name], dest, force=args.force)
-    except (FetchError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Interrupted; run the command again to resume.", file=sys.stderr)
-        return 130
-    print(f"{ARCHIVES[args.name].title} ready in {dest}")
-    return 0
+    status = exit_status(lambda: fetch_archive(ARCHIVES[args.name], dest, force=args.force))
+    if status == 0:
+        print(f"{ARCHIVES[args.name].title} ready in {dest}")
+    return status
 
 
 if __name__ == "__main__":
