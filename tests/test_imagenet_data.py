@@ -212,7 +212,7 @@ def test_half_extraction_is_not_available(tmp_path: Path) -> None:
     (root / "val" / TENCH).mkdir(parents=True)
     (root / "val" / TENCH / "a.png").write_bytes(_image_bytes((1, 2, 3)))
     assert not available("imagenette", root)
-    with pytest.raises(FileNotFoundError, match="incomplete.*fetch imagenette --dest"):
+    with pytest.raises(FileNotFoundError, match="incomplete.*fetch-images imagenette --dest"):
         imagenet.imagenette(root=root)
     (root / MARKER).write_text('{"sha256": "' + "1" * 64 + '"}')  # another archive's marker
     assert not available("imagenette", root)
@@ -261,7 +261,7 @@ def test_imagenet_val_comes_from_the_environment(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("VITLESSONS_IMAGENET_VAL", raising=False)
     with pytest.raises(FileNotFoundError, match="VITLESSONS_IMAGENET_VAL is not set"):
         imagenet.imagenet_val()
-    with pytest.raises(FileNotFoundError, match="fetch imagenette"):
+    with pytest.raises(FileNotFoundError, match="fetch-images imagenette"):
         imagenet.paper_images()  # falls back to Imagenette, which is not there
     root = _folder(tmp_path / "val", {IMAGENET_R_WNIDS[0]: [(9, 9, 9)], IMAGENET_A_WNIDS[3]: [(9, 9, 9)]})
     monkeypatch.setenv("VITLESSONS_IMAGENET_VAL", str(root))

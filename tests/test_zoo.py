@@ -31,10 +31,10 @@ def test_a_course_model_is_trained_once_then_shared(tiny_recipes: None) -> None:
 
 def test_prefetch_lab_trains_every_course_model(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     trained = []
-    monkeypatch.setattr(zoo, "cue_world_model", lambda name, split, device: trained.append((name, split))
-                        or SimpleNamespace(summary=lambda: f"{name} on {split}: trained"))
+    monkeypatch.setattr(zoo, "cue_world_model", lambda name, split, device, **options: trained.append(
+        (name, split, options)) or SimpleNamespace(summary=lambda: f"{name} on {split}: trained"))
     assert prefetch.main(["--lab"]) == 0
-    assert trained == [(name, split) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS]
+    assert trained == [(name, split, {}) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS] + list(zoo.VARIANTS)
     assert "lab_vit on randomised: trained" in capsys.readouterr().out
 
 

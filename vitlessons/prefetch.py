@@ -38,6 +38,8 @@ def warm_lab() -> None:
     for split in zoo.TRAINING_SPLITS:
         for name in zoo.LAB_MODELS:
             print(zoo.cue_world_model(name, split, device="cpu").summary())
+    for name, split, options in zoo.VARIANTS:
+        print(zoo.cue_world_model(name, split, device="cpu", **options).summary(), options)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,6 +21,11 @@ from vitlessons.trained import TrainedModel, train_or_load
 LAB_MODELS = ("lab_cnn", "lab_vit")
 TRAINING_SPLITS = ("aligned", "randomised")
 VALIDATION_IMAGES = 600
+# Variants that later chapters train beside chapter 1's models, as (name, split, options of cue_world_model).
+VARIANTS = (
+    ("lab_vit", "aligned", {"patch_size": 16}),  # chapter 5: patch size
+    ("lab_cnn", "aligned", {"epochs": 3}),  # chapter 5: stopped near the lab ViT's clean accuracy
+)
 
 
 def cue_world_model(name: str, split: str, seed: int = 0, device: torch.device | str | None = None,
