@@ -41,32 +41,15 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Sizes and SHA-256 from tensorflow/datasets: tensorflow_datasets/datasets/imagenette/checksums.tsv,
 # tensorflow_datasets/datasets/imagenet_r/checksums.tsv and tensorflow_datasets/datasets/imagenet_a/checksums.tsv.
 # fastai/fastai fastai/data/checks.txt gives the same size for imagenette2-320.tgz (341663724).
-ARCHIVES: dict[str, Archive] = {
-    "imagenette": Archive(
-        title="Imagenette",
-        url="https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz",
-        size=341_663_724,
-        sha256="569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c",
-        folder="imagenette2-320",
-        command=FETCH_COMMAND.format(name="imagenette"),
-    ),
-    "imagenet-r": Archive(
-        title="ImageNet-R",
-        url="https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar",
-        size=2_191_079_936,
-        sha256="18c6bf493b39a0d975d48e587437f562caab9c52ae6327dcfa9dd8eb54aa1b52",
-        folder="imagenet-r",
-        command=FETCH_COMMAND.format(name="imagenet-r"),
-    ),
-    "imagenet-a": Archive(
-        title="ImageNet-A",
-        url="https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar",
-        size=687_552_512,
-        sha256="3bb3632277e6ba6392ea64c02ddbf4dd2266c9caffd6bc09c9656d28f012589e",
-        folder="imagenet-a",
-        command=FETCH_COMMAND.format(name="imagenet-a"),
-    ),
-}
+ARCHIVES: dict[str, Archive] = {name: Archive(title, url, size, sha256, folder, FETCH_COMMAND.format(name=name))
+                                 for name, title, url, size, sha256, folder in (
+    ("imagenette", "Imagenette", "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz", 341_663_724,
+     "569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c", "imagenette2-320"),
+    ("imagenet-r", "ImageNet-R", "https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar", 2_191_079_936,
+     "18c6bf493b39a0d975d48e587437f562caab9c52ae6327dcfa9dd8eb54aa1b52", "imagenet-r"),
+    ("imagenet-a", "ImageNet-A", "https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar", 687_552_512,
+     "3bb3632277e6ba6392ea64c02ddbf4dd2266c9caffd6bc09c9656d28f012589e", "imagenet-a"),
+)}
 DOWNLOAD_MB: dict[str, float] = {name: round(archive.size / 1e6, 1) for name, archive in ARCHIVES.items()}
 LICENCE_NOTES = {
     "imagenette": "Imagenette by Jeremy Howard (fast.ai), Apache 2.0 (https://github.com/fastai/imagenette); "
