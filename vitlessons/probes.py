@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from torch import Tensor
 
+from vitlessons.evaluate import decisions
 from vitlessons.metrics import accuracy
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
 from vitlessons.models.wrapper import Classifier
@@ -22,7 +23,7 @@ from vitlessons.models.wrapper import Classifier
 
 def scored(model: Classifier, images: Tensor, labels: Tensor) -> float:
     """The model's accuracy on a batch, in eval mode and in memory-bounded pieces."""
-    return accuracy(model.predict(images).argmax(-1), labels)
+    return accuracy(decisions(model, images), labels)
 
 
 def accuracy_curve(models: Mapping[str, Classifier], images: Tensor, labels: Tensor,

@@ -31,7 +31,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from vitlessons import config
 from vitlessons.data.archives import Archive, extracted, fetch_archive
 from vitlessons.data.download import exit_status
-from vitlessons.data.stimuli import _evenly_spaced
+from vitlessons.data.stimuli import evenly_spaced
 from vitlessons.tensors import centre_crop, resize_short_side
 
 FETCH_COMMAND = "vitlessons fetch-images {name}"
@@ -196,7 +196,7 @@ class ImageFolderSet(Dataset):
         samples = [(path, label) for label, wnid in enumerate(self.wnids) for path in _images(self.root / wnid)]
         if not samples:
             raise FileNotFoundError(f"{self.root} holds no .jpg, .jpeg or .png images in wnid subfolders; {hint}")
-        self.samples: list[tuple[Path, int]] = _evenly_spaced(samples, limit)
+        self.samples: list[tuple[Path, int]] = evenly_spaced(samples, limit)
 
     @property
     def labels(self) -> list[str]:

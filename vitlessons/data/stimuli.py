@@ -135,7 +135,7 @@ def _stimulus_paths(root: Path) -> list[Path]:
     return paths
 
 
-def _evenly_spaced(paths: list[Path], limit: int | None) -> list[Path]:
+def evenly_spaced(paths: list, limit: int | None) -> list:
     """At most ``limit`` of ``paths``, spread evenly from first to last (all of them when ``limit`` is None)."""
     if limit is None or limit >= len(paths):
         return paths
@@ -172,7 +172,7 @@ def load_cue_conflict(
             f"Cue-conflict stimuli in {root} are missing or incomplete ({'; '.join(missing)}). "
             f"Fetch them with {_fetch_hint(root)}."
         )
-    paths = _evenly_spaced(_stimulus_paths(root), limit)
+    paths = evenly_spaced(_stimulus_paths(root), limit)
     labels = [parse_stimulus_name(p.name) for p in paths]
     return CueConflictStimuli(
         images=torch.stack([_read_image(p, size) for p in paths]),
