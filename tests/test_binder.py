@@ -68,8 +68,10 @@ def test_binder_post_build_runs(notebook_caches: dict) -> None:
     """
     done = subprocess.run(["bash", str(BINDER / "postBuild")], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-                          timeout=600)
+                          timeout=900)
     assert done.returncode == 0, done.stderr
     assert "lab scale: ready" in done.stdout
     trained = [line for line in done.stdout.splitlines() if line.startswith(("lab_cnn: ", "lab_vit: "))]
     assert len(trained) == len(zoo.TRAINING_SPLITS) * len(zoo.LAB_MODELS) + len(zoo.VARIANTS), done.stdout
+    dino = [line for line in done.stdout.splitlines() if line.startswith("lab_vit (DINO teacher): ")]
+    assert len(dino) == 1 + len(zoo.COLLAPSE), done.stdout

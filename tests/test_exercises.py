@@ -8,15 +8,15 @@ import torch
 
 from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES
 from vitlessons.exercises import (
-    ExerciseFailed, check_decision_16, check_fgsm, check_forward_without_block, check_mce, check_mean_attention_distance,
-    check_shape_bias, check_shuffle_tiles,
+    ExerciseFailed, check_decision_16, check_dino_loss, check_fgsm, check_forward_without_block, check_mass_mask, check_mce,
+    check_mean_attention_distance, check_shape_bias, check_shuffle_tiles,
 )
 from vitlessons.metrics import ALEXNET_ERRORS
 from vitlessons.student import chapter_notebooks
 
 NOTEBOOKS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
 CHECKERS = [check_shape_bias, check_decision_16, check_shuffle_tiles, check_fgsm, check_mean_attention_distance,
-            check_mce, check_forward_without_block]
+            check_mce, check_forward_without_block, check_mass_mask, check_dino_loss]
 
 
 def solutions() -> dict:
@@ -42,6 +42,8 @@ def test_solutions_pass(capsys: pytest.CaptureFixture[str]) -> None:
     check_mean_attention_distance(found["mean_attention_distance"])
     check_mce(found["mce_by_hand"])
     check_forward_without_block(found["forward_without_block"])
+    check_mass_mask(found["mass_mask"])
+    check_dino_loss(found["dino_loss_by_hand"])
     assert capsys.readouterr().out.count("Passed") == len(CHECKERS)
 
 
@@ -190,3 +192,43 @@ def _replace_the_block_then_run(vit, x, index):
 def test_replacing_a_block_in_place_is_reported_as_changing_the_model() -> None:
     with pytest.raises(ExerciseFailed, match="the model itself was changed"):
         check_forward_without_block(_replace_the_block_then_run)
+
+
+def _mask_keeping_too_many(attention, mass):
+    values, order = attention.flatten().sort(descending=True)
+    kept = torch.zeros_like(values, dtype=torch.bool)
+    kept[order[:int((values.cumsum(0) / values.sum() < mass).sum()) + 2]] = True
+    return kept.reshape(attention.shape)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda a, m: (a > a.mean()).float(), "boolean"),
+    (lambda a, m: a.flatten() > 0.2, "shaped like the map"),
+    (_mask_keeping_too_many, "only until the mass is reached"),
+    (lambda a, m: a >= a.flatten().sort(descending=True).values[int(m * a.numel()) - 1], "largest weights"),
+])
+def test_mass_mask_mistakes_get_their_hint(wrong, hint: str) -> None:
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_mass_mask(wrong)
+
+
+def _dino_loss(centre: bool = True, sharpen: bool = True, skip_same: bool = True):
+    def loss(student, teacher, c, ts, tt):
+        targets = [((t - (c if centre else 0)) / (tt if sharpen else ts)).softmax(-1) for t in teacher]
+        logs = [(s / ts).log_softmax(-1) for s in student]
+        return torch.stack([-(t * s).sum(-1).mean() for i, t in enumerate(targets) for j, s in enumerate(logs)
+                            if j != i or not skip_same]).mean()
+    return loss
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (_dino_loss(centre=False), "subtract the centre"),
+    (_dino_loss(sharpen=False), "teacher temperature"),
+    (_dino_loss(skip_same=False), "never compare a view with itself"),
+    (lambda s, t, c, ts, tt: _dino_loss()(s, t, c, ts, tt) * 2, "average the cross-entropy"),
+    (lambda s, t, c, ts, tt: [1.0], "one-element tensor"),
+])
+def test_dino_loss_mistakes_get_their_hint(wrong, hint: str) -> None:
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_dino_loss(wrong)
+    check_dino_loss(_dino_loss())

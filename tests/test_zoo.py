@@ -4,8 +4,10 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from vitlessons import prefetch, trained, zoo
+from vitlessons.data import cueworld
 from vitlessons.models import lab
 from vitlessons.train import History, Recipe
 
@@ -33,8 +35,11 @@ def test_prefetch_lab_trains_every_course_model(monkeypatch: pytest.MonkeyPatch,
     trained = []
     monkeypatch.setattr(zoo, "cue_world_model", lambda name, split, device, **options: trained.append(
         (name, split, options)) or SimpleNamespace(summary=lambda: f"{name} on {split}: trained"))
+    monkeypatch.setattr(zoo, "dino_model", lambda device, **options: trained.append(
+        ("dino", options)) or SimpleNamespace(summary=lambda: "dino: trained"))
     assert prefetch.main(["--lab"]) == 0
-    assert trained == [(name, split, {}) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS] + list(zoo.VARIANTS)
+    assert trained == [(name, split, {}) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS] + list(zoo.VARIANTS) \
+        + [("dino", {})] + [("dino", options) for options in zoo.COLLAPSE.values()]
     assert "lab_vit on randomised: trained" in capsys.readouterr().out
 
 
@@ -79,3 +84,14 @@ def test_a_bad_name_or_split_still_raises_with_variants(no_training: list) -> No
     with pytest.raises(TypeError, match="does not take the option"):
         zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False, patch_size=16)
     assert no_training == []
+
+
+def test_dino_is_trained_once_and_its_teacher_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zoo, "DINO_RECIPE", Recipe(epochs=1, batch_size=16))
+    first = zoo.dino_model(device="cpu", progress=False, images=32)
+    again = zoo.dino_model(device="cpu", progress=False, images=32)
+    assert not first.loaded and again.loaded and again.model.name == "lab_vit (DINO teacher)"
+    images = cueworld.make_split("aligned", 4, seed=9).images
+    assert torch.equal(first.model.features(images), again.model.features(images))
+    assert set(again.history.logs) >= {"loss", "teacher entropy", "batch entropy", "KL"}
+    assert not zoo.dino_model(device="cpu", progress=False, images=32, centring=False).loaded

@@ -40,6 +40,9 @@ def warm_lab() -> None:
             print(zoo.cue_world_model(name, split, device="cpu").summary())
     for name, split, options in zoo.VARIANTS:
         print(zoo.cue_world_model(name, split, device="cpu", **options).summary(), options)
+    print(zoo.dino_model(device="cpu").summary())
+    for options in zoo.COLLAPSE.values():
+        print(zoo.dino_model(device="cpu", **options).summary(), options)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -78,6 +78,7 @@ def fit(model: nn.Module, objective: Objective, data: Source, recipe: Recipe, se
     objective's logs on it ("validation accuracy", ...): a learning curve at no extra training cost.
     """
     device = next(model.parameters()).device
+    objective.setup(model)
     objective.to(device)
     trained = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=recipe.lr, weight_decay=recipe.weight_decay)

@@ -29,7 +29,8 @@ from vitlessons.train import History, Recipe, Source, fit
 FORMAT = 2  # 2: weights stored through storage.save_checked
 PACKAGE = Path(__file__).resolve().parent
 # The code that decides what training produces: a change to any of it retrains every cached model.
-TRAINING_CODE = ("train.py", "objectives", "models/lab.py", "models/wrapper.py", "data/cueworld.py", "data/sources.py")
+TRAINING_CODE = ("train.py", "objectives", "models/lab.py", "models/wrapper.py", "data/cueworld.py", "data/sources.py",
+                 "perturb/crops.py")
 
 
 @dataclass
@@ -100,6 +101,7 @@ def _restore(model: Classifier, objective: Objective, key: dict[str, Any], path:
     """Load a cached model into ``model`` and ``objective``, or raise ``CacheDamaged`` saying why not."""
     stored = load_checked(path, key, "it holds a model trained with other settings")
     try:
+        objective.setup(model)
         model.load_state_dict(stored["states"]["model"])
         objective.load_state_dict(stored["states"]["objective"])
         history = History(**stored["history"])

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vitlessons.data import cueworld
-from vitlessons.models.wrapper import Classifier
+from vitlessons.models.wrapper import Classifier, Model
 from vitlessons.perturb import shuffle_patches
 from vitlessons.plot import cue_decisions, figure_png
 
@@ -129,4 +129,36 @@ def corruption_explorer(models: Mapping[str, Classifier], image: torch.Tensor, l
     return Explorer(draw, {
         "corruption": ipywidgets.Dropdown(options=IMAGENET_C, value=corruption, description="corruption"),
         "severity": ipywidgets.SelectionSlider(options=(0, *SEVERITIES), value=3, description="severity"),
+    })
+
+
+def attention_mask_explorer(models: Mapping[str, Model], images: torch.Tensor, truth: torch.Tensor,
+                            mass: float = 0.6) -> Explorer:
+    """Pick an image, a head and the attention mass to keep; see each model's CLS attention, its mask and the Jaccard."""
+    from vitlessons.segmentation import cls_attention, jaccard, mass_masks, upsample
+
+    maps = {name: cls_attention(model, images) for name, model in models.items()}
+    heads = min(m.shape[1] for m in maps.values())
+
+    def draw(image: int, head: int, mass: float) -> Figure:
+        figure = Figure(figsize=(2.2 * (1 + len(models)), 2.5))
+        axes = figure.subplots(1, 1 + len(models))
+        axes[0].imshow(images[image].permute(1, 2, 0).cpu().numpy())
+        axes[0].contour(truth[image].float().cpu().numpy(), levels=[0.5], colors="white", linewidths=0.8)
+        axes[0].set_title("image, true outline", fontsize=8)
+        for ax, (name, attention) in zip(axes[1:], maps.items()):
+            kept = upsample(mass_masks(attention[image, head], mass), tuple(truth.shape[-2:]))
+            size = tuple(truth.shape[-2:])
+            ax.imshow(torch.nn.functional.interpolate(attention[image, head][None, None], size=size)[0, 0], cmap="inferno")
+            ax.contour(kept.float().numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_title(f"{name}\nJaccard {jaccard(kept, truth[image].cpu()).item():.2f}", fontsize=8)
+        for ax in axes:
+            ax.set_axis_off()
+        figure.tight_layout()
+        return figure
+
+    return Explorer(draw, {
+        "image": ipywidgets.IntSlider(min=0, max=len(images) - 1, value=0, description="image"),
+        "head": ipywidgets.IntSlider(min=0, max=heads - 1, value=0, description="head"),
+        "mass": ipywidgets.FloatSlider(min=0.1, max=1.0, step=0.05, value=mass, description="mass"),
     })

