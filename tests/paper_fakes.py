@@ -54,7 +54,8 @@ def fake_hub_cache(hub: Path, names: Iterable[str]) -> None:
         if isinstance(builder, OpenClipModel):
             state = open_clip.create_model(builder.identifier).state_dict()
         else:
-            state = timm.create_model(builder.identifier, pretrained=False).state_dict()
+            headless = {} if builder.has_head() else {"num_classes": 0}  # self-supervised weights (DINO) have no head
+            state = timm.create_model(builder.identifier, pretrained=False, **headless).state_dict()
         file = hub_snapshot(hub, repo) / filenames[0]
         if file.suffix == ".safetensors":
             save_file({k: v.contiguous() for k, v in state.items()}, file)

@@ -106,9 +106,21 @@ def test_training_logs_the_collapse_diagnostics_and_restores_from_state() -> Non
     copy.load_state_dict(objective.state_dict())
     batch = images(4, seed=3)
     assert torch.allclose(copy.teacher.features(batch), objective.teacher.features(batch))
+    assert copy.progress == objective.progress == 1.0  # a restored run reports the schedules' final values
     assert objective.config()["views"]["local_crops"] == 2
 
 
 def test_only_course_models_can_be_trained() -> None:
     with pytest.raises(TypeError, match="course model"):
         Dino().setup(torch.nn.Linear(2, 2))
+
+
+def test_the_head_starts_from_the_seed_alone() -> None:
+    first, second = Dino(out_dim=8, seed=3), Dino(out_dim=8, seed=3)
+    first.setup(tiny_vit())
+    torch.randn(100)  # global random state moves in between
+    second.setup(tiny_vit())
+    assert all(torch.equal(a, b) for a, b in zip(first.head.parameters(), second.head.parameters()))
+    third = Dino(out_dim=8, seed=4)
+    third.setup(tiny_vit())
+    assert not torch.equal(third.head.prototypes, first.head.prototypes)

@@ -205,7 +205,7 @@ def _mask_keeping_too_many(attention, mass):
     (lambda a, m: (a > a.mean()).float(), "boolean"),
     (lambda a, m: a.flatten() > 0.2, "shaped like the map"),
     (_mask_keeping_too_many, "only until the mass is reached"),
-    (lambda a, m: a >= a.flatten().sort(descending=True).values[int(m * a.numel()) - 1], "largest weights"),
+    (lambda a, m: a >= a.flatten().sort(descending=True).values[int(m * a.numel()) - 1], "share of the attention mass"),
 ])
 def test_mass_mask_mistakes_get_their_hint(wrong, hint: str) -> None:
     with pytest.raises(ExerciseFailed, match=hint):
@@ -223,7 +223,8 @@ def _dino_loss(centre: bool = True, sharpen: bool = True, skip_same: bool = True
 
 @pytest.mark.parametrize("wrong, hint", [
     (_dino_loss(centre=False), "subtract the centre"),
-    (_dino_loss(sharpen=False), "teacher temperature"),
+    (_dino_loss(sharpen=False), "teacher temperature, not the student's"),
+    (lambda s, t, c, ts, tt: _dino_loss()(s, t, c, ts, 1.0), "divide the teacher's outputs"),
     (_dino_loss(skip_same=False), "never compare a view with itself"),
     (lambda s, t, c, ts, tt: _dino_loss()(s, t, c, ts, tt) * 2, "average the cross-entropy"),
     (lambda s, t, c, ts, tt: [1.0], "one-element tensor"),

@@ -38,8 +38,8 @@ def knn_predict(bank: Tensor, bank_labels: Tensor, queries: Tensor, k: int = K, 
                          f"temperature={temperature}")
     num_classes = num_classes or int(bank_labels.max()) + 1
     similarity, neighbours = (queries @ bank.T).topk(k, dim=-1)
-    votes = torch.zeros(len(queries), num_classes, dtype=similarity.dtype)
-    votes.scatter_add_(1, bank_labels[neighbours], (similarity / temperature).exp())
+    votes = torch.zeros(len(queries), num_classes, dtype=similarity.dtype, device=similarity.device)
+    votes.scatter_add_(1, bank_labels.to(similarity.device).long()[neighbours], (similarity / temperature).exp())
     return votes.argmax(-1)
 
 

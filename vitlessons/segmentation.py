@@ -72,6 +72,7 @@ def jaccard(predicted: Tensor, target: Tensor) -> Tensor:
     """Intersection over union of boolean masks over the last two dims (1 where both are empty)."""
     if predicted.shape[-2:] != target.shape[-2:]:
         raise ValueError(f"masks of different sizes: {tuple(predicted.shape[-2:])} and {tuple(target.shape[-2:])}")
+    predicted, target = predicted.bool(), target.bool()
     intersection = (predicted & target).sum(dim=(-2, -1)).float()
     union = (predicted | target).sum(dim=(-2, -1)).float()
     return torch.where(union > 0, intersection / union.clamp_min(1), torch.ones_like(union))

@@ -89,6 +89,7 @@ def train_or_load(name: str, objective: Objective, data: Source, recipe: Recipe,
             return _restore(model, objective, key, path)
         except CacheDamaged as error:
             warnings.warn(f"{path} cannot be used ({error}); training {name} again", stacklevel=2)
+            model = load_model(name, device=device, seed=seed, **options)  # a failed load may have copied some weights
     history = fit(model, objective, data, recipe, seed=seed, validation=validation, progress=progress)
     trained_on = f"{next(model.parameters()).device.type}, {datetime.date.today().isoformat()}"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

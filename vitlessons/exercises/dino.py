@@ -34,6 +34,9 @@ def check_mass_mask(mass_mask: Callable[[Tensor, float], Tensor]) -> None:
         attention = torch.rand(8, 8, generator=generator) ** 4 * 10  # unnormalised, as a softmax slice need not sum to 1
         mass = (0.3, 0.6, 0.9, 0.6, 0.45)[trial]
         answer, expected = run(mass_mask, attention.clone(), mass), mass_masks(attention, mass)
+        if not torch.equal(answer, expected) and abs(int(answer.sum()) - mass * attention.numel()) <= 1:
+            raise ExerciseFailed(f"on a random 8x8 map at mass {mass}: {int(answer.sum())} patches kept, a {mass} share of "
+                                 "the patches; keep a share of the attention mass instead, however many patches that takes")
         if not torch.equal(answer, expected):
             raise ExerciseFailed(f"on a random 8x8 map at mass {mass}: {int(answer.sum())} patches kept, expected "
                                  f"{int(expected.sum())}; normalise the map by its own sum before accumulating")
@@ -57,7 +60,8 @@ def check_dino_loss(loss_by_hand: Loss) -> None:
         raise ExerciseFailed(f"return the loss as a one-element tensor, got {getattr(answer, 'shape', type(answer).__name__)}")
     hints = [
         (dino_loss(student, teacher, torch.zeros(16), 0.1, 0.04)[0], "subtract the centre from the teacher's outputs"),
-        (dino_loss(student, teacher, centre, 0.1, 0.1)[0], "divide the teacher's outputs by the teacher temperature"),
+        (dino_loss(student, teacher, centre, 0.1, 1.0)[0], "divide the teacher's outputs by the teacher temperature"),
+        (dino_loss(student, teacher, centre, 0.1, 0.1)[0], "the teacher's outputs take the teacher temperature, not the student's"),
         (_with_same_views(student, teacher, centre), "never compare a view with itself: skip student view i for teacher view i"),
     ]
     if not torch.allclose(answer.float(), expected, atol=1e-4):

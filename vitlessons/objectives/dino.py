@@ -98,20 +98,28 @@ class Dino(Objective):
         self.centre_momentum, self.momenta = centre_momentum, momentum
         self.centring, self.sharpening, self.freeze_prototypes = centring, sharpening, freeze_prototypes
         self.register_buffer("centre", torch.zeros(out_dim))
-        self.progress = 0.0  # fraction of training done, set after each step
+        self.register_buffer("done", torch.zeros(()))  # fraction of training done, saved with the teacher
         self._generator = generator(seed)
 
     def setup(self, model: nn.Module) -> None:
         if not (hasattr(model, "features") and hasattr(model, "trunk")):  # duck-typed: models import the training loop
             raise TypeError(f"DINO trains a course model (vitlessons.models.Model), got {type(model).__name__}")
-        self.head = ProjectionHead(model.trunk.num_features, self.out_dim).to(next(model.parameters()).device)
+        with torch.random.fork_rng(devices=[]):  # the head's initial weights depend on the seed only
+            torch.manual_seed(self.seed)
+            self.head = ProjectionHead(model.trunk.num_features, self.out_dim).to(next(model.parameters()).device)
         self.teacher = copy.deepcopy(model)
         self.teacher.name = f"{model.name} (DINO teacher)"
         self.teacher_head = copy.deepcopy(self.head)
         for parameter in (*self.teacher.parameters(), *self.teacher_head.parameters()):
             parameter.requires_grad_(False)
         self.centre.zero_()
+        self.done.zero_()
         self._generator = generator(self.seed)
+
+    @property
+    def progress(self) -> float:
+        """The fraction of training done: 0 before the first step, 1 after the last."""
+        return float(self.done)
 
     @property
     def teacher_temperature(self) -> float:
@@ -126,7 +134,8 @@ class Dino(Objective):
         return cosine_rise(*self.momenta, self.progress)
 
     def step(self, model: nn.Module, batch: tuple[Tensor, ...]) -> StepOutput:
-        views = self.views(batch[0], self._generator)
+        # evaluation draws its own views, so that validating never changes the views training sees next
+        views = self.views(batch[0], self._generator if self.training else generator(self.seed + 1))
         frozen = self.progress < self.freeze_prototypes
         student = [self.head(model.features(view), frozen) for view in views]
         with torch.no_grad():
@@ -148,7 +157,7 @@ class Dino(Objective):
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int, total_steps: int) -> None:
         """Move the teacher towards the student: theta_t <- m theta_t + (1 - m) theta_s, for backbone and head."""
-        self.progress = step / total_steps
+        self.done.fill_(step / total_steps)
         m = cosine_rise(*self.momenta, (step - 1) / total_steps)  # the momentum of the step just taken
         for teacher, student in ((self.teacher, model), (self.teacher_head, self.head)):
             for t, s in zip(teacher.parameters(), student.parameters(), strict=True):

@@ -28,8 +28,8 @@ def resized_crops(images: Tensor, size: int, scale: tuple[float, float], generat
                   ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: float = 0.5) -> Tensor:
     """One random crop per image, covering a ``scale`` fraction of its area with a ``ratio`` aspect, resized to ``size``.
 
-    As torchvision's RandomResizedCrop, but a crop may reach past the border when its aspect forces it
-    (the outside is clamped to the edge pixels) instead of retrying; ``flip`` is the chance of a horizontal flip.
+    As torchvision's RandomResizedCrop, but where a crop of that area and aspect would not fit, its sides are cut to
+    the image's instead of drawing again; ``flip`` is the chance of a horizontal flip.
     """
     check_images(images)
     count, device = len(images), images.device
@@ -56,9 +56,9 @@ def colour_jitter(images: Tensor, generator: torch.Generator, brightness: float 
 
     def factor(strength: float) -> Tensor:
         return 1 + applied * _uniform(-strength, strength, count, generator, device)[:, None, None, None]
-    out = images * factor(brightness)
-    grey = _grey(out)
-    out = grey.mean(dim=(-2, -1), keepdim=True) + (out - grey.mean(dim=(-2, -1), keepdim=True)) * factor(contrast)
+    out = (images * factor(brightness)).clamp(0, 1)
+    grey = _grey(out).mean(dim=(-2, -1), keepdim=True)
+    out = (grey + (out - grey) * factor(contrast)).clamp(0, 1)
     out = _grey(out) + (out - _grey(out)) * factor(saturation)
     angle = 2 * math.pi * hue * applied.flatten() * _uniform(-1, 1, count, generator, device)
     return turn_hue(out.clamp(0, 1), angle).clamp(0, 1)

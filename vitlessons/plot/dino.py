@@ -38,19 +38,19 @@ def self_distillation() -> Figure:
     box(3.0, 0.8, "2 global views", "#fde2c8", 2.1)
     box(5.5, 3.2, "student ViT + head", "#9ecae1", 2.2)
     box(5.5, 0.8, "teacher ViT + head", "#fdae6b", 2.2)
-    box(7.6, 3.2, "softmax(s / 0.1)", "#dbe9f6", 1.8)
-    box(7.6, 0.8, "softmax((t - c) / 0.04)", "#fde2c8", 2.0)
+    box(7.85, 3.2, "softmax(s / 0.1)", "#dbe9f6", 1.5)
+    box(7.85, 0.8, "softmax((t - c) / 0.04)", "#fde2c8", 1.7)
     box(9.2, 2.0, "cross-\nentropy", "0.92", 1.1)
     arrow((1.5, 2.2), (1.95, 3.0))
     arrow((1.5, 1.8), (1.95, 1.0))
     arrow((4.05, 3.2), (4.4, 3.2))
     arrow((4.05, 0.8), (4.4, 0.8))
-    arrow((6.6, 3.2), (6.7, 3.2))
-    arrow((6.6, 0.8), (6.6, 0.8))
-    arrow((8.5, 3.0), (9.0, 2.35))
-    arrow((8.6, 1.0), (9.0, 1.65), "no gradient")
+    arrow((6.6, 3.2), (7.05, 3.2))
+    arrow((6.6, 0.8), (6.95, 0.8))
+    arrow((8.6, 3.0), (9.0, 2.35))
+    arrow((8.7, 1.0), (9.0, 1.65), "no gradient")
     arrow((5.5, 2.85), (5.5, 1.15), "EMA of the weights", dashed=True)
-    ax.text(7.6, 0.2, "c: running mean of the teacher's outputs (centring); 0.04 < 0.1 (sharpening)",
+    ax.text(7.4, 0.2, "c: running mean of the teacher's outputs (centring); 0.04 < 0.1 (sharpening)",
             ha="center", fontsize=7.5, color="0.3")
     return figure
 
