@@ -58,7 +58,7 @@ def mass_masks(attention: Tensor, mass: float = MASS) -> Tensor:
     if not 0 < mass <= 1:
         raise ValueError(f"mass must lie in (0, 1], got {mass}")
     flat = attention.flatten(-2)
-    values, order = flat.sort(dim=-1)  # ascending, as DINO's code: keep where the cumulative share exceeds 1 - mass
+    values, order = flat.sort(dim=-1, stable=True)  # ascending, as DINO's: keep where the cumulative share > 1 - mass
     share = values.cumsum(-1) / values.sum(-1, keepdim=True)
     kept = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, order, share > 1 - mass)
     return kept.reshape(attention.shape)
@@ -111,7 +111,9 @@ def patch_pca(model: Model, images: Tensor, components: int = 3) -> Tensor:
     flat = patches.reshape(-1, patches.shape[-1])
     centred = flat - flat.mean(0)
     _, _, axes = torch.linalg.svd(centred, full_matrices=False)
-    projected = centred @ axes[:components].T
+    axes = axes[:components]
+    axes = axes * axes.gather(1, axes.abs().argmax(1, keepdim=True)).sign()  # an axis's sign is arbitrary: fix it
+    projected = centred @ axes.T
     low, high = projected.min(0).values, projected.max(0).values
     scaled = (projected - low) / (high - low).clamp_min(1e-12)
     return scaled.reshape(len(images), *tokens.grid, components)
