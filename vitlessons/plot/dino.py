@@ -27,11 +27,13 @@ def self_distillation() -> Figure:
         ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.32), width, 0.64, boxstyle="round,pad=0.05", fc=colour, ec="0.3"))
         ax.text(x, y, text, ha="center", va="center", fontsize=8.5)
 
-    def arrow(start: tuple[float, float], end: tuple[float, float], text: str = "", dashed: bool = False) -> None:
+    def arrow(start: tuple[float, float], end: tuple[float, float], text: str = "", dashed: bool = False,
+              shift: tuple[float, float] = (0.0, 0.15)) -> None:
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, color="0.25",
                                      linestyle="--" if dashed else "-"))
         if text:
-            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.15, text, ha="center", fontsize=7.5, color="0.25")
+            ax.text((start[0] + end[0]) / 2 + shift[0], (start[1] + end[1]) / 2 + shift[1], text, ha="center",
+                    fontsize=7.5, color="0.25")
 
     box(0.9, 2.0, "image", "0.92", 1.2)
     box(3.0, 3.2, "all views\n(2 global + local)", "#dbe9f6", 2.1)
@@ -48,8 +50,8 @@ def self_distillation() -> Figure:
     arrow((6.6, 3.2), (7.05, 3.2))
     arrow((6.6, 0.8), (6.95, 0.8))
     arrow((8.6, 3.0), (9.0, 2.35))
-    arrow((8.7, 1.0), (9.0, 1.65), "no gradient")
-    arrow((5.5, 2.85), (5.5, 1.15), "EMA of the weights", dashed=True)
+    arrow((8.7, 1.0), (9.0, 1.65), "no gradient\nto the teacher", shift=(-0.75, 0.0))
+    arrow((5.5, 2.85), (5.5, 1.15), "EMA of the weights", dashed=True, shift=(0.75, 0.0))
     ax.text(7.4, 0.2, "c: running mean of the teacher's outputs (centring); 0.04 < 0.1 (sharpening)",
             ha="center", fontsize=7.5, color="0.3")
     return figure
