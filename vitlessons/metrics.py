@@ -1,5 +1,6 @@
-"""Accuracy and the shape bias of Geirhos et al. (2019), computed the way model-vs-human does, and ImageNet-C's mean
-corruption error (Hendrycks & Dietterich, 2019)."""
+"""Accuracy and the shape bias of Geirhos et al. (2019), computed the way model-vs-human does, ImageNet-C's mean
+corruption error (Hendrycks & Dietterich, 2019), and linear CKA between two layers' representations (Kornblith et
+al., 2019)."""
 
 from __future__ import annotations
 
@@ -217,3 +218,26 @@ def relative_mce(errors: Mapping[str, Sequence[float]], clean_error: float, base
                        _mean_error(baseline[c], f"baseline[{c!r}]") - base_clean, f"{c} (minus its clean error)")
                 for c in _shared_corruptions(errors, baseline)]
     return 100 * sum(relative) / len(relative)
+
+
+def linear_cka(x: Tensor, y: Tensor) -> float:
+    """Linear centred kernel alignment of two representations of the same n inputs, (n, d1) and (n, d2), in [0, 1].
+
+    CKA = ||Y'^T X'||_F^2 / (||X'^T X'||_F ||Y'^T Y'||_F) on column-centred X' and Y' (Kornblith et al., ICML 2019,
+    Eq. 5). It compares what two layers tell apart, not their coordinates: invariant to rotations and isotropic
+    scaling of either, so layers of different widths, or of a ViT and a CNN, can be compared (Raghu et al., 2021).
+    """
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"need (n, d) representations of the same n inputs, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if len(x) < 2:
+        raise ValueError(f"CKA needs at least 2 inputs, got {len(x)}")
+    x, y = x.double() - x.double().mean(0), y.double() - y.double().mean(0)
+    denominator = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
+    if denominator == 0:
+        raise ValueError("a representation is constant over the inputs: CKA is undefined")
+    return (torch.linalg.matrix_norm(y.T @ x) ** 2 / denominator).item()
+
+
+def cka_matrix(first: Sequence[Tensor], second: Sequence[Tensor]) -> Tensor:
+    """(len(first), len(second)) linear CKA between every layer of one model and every layer of another (or itself)."""
+    return torch.tensor([[linear_cka(a.flatten(1), b.flatten(1)) for b in second] for a in first])
