@@ -10,7 +10,7 @@ from vitlessons import probes
 from vitlessons.data import cueworld
 from vitlessons.models import load_model
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
-from vitlessons.models.wrapper import Classifier, Preprocessing
+from vitlessons.models.wrapper import Classifier, Preprocessing, SelectClasses
 
 LABELS = list(cueworld.CLASS_NAMES)
 
@@ -108,3 +108,22 @@ def test_window_curve_takes_chosen_windows(batch) -> None:
     images, labels = batch
     curve = probes.window_curve(lab_vit(), images, labels, windows=[3, 1])
     assert list(curve.index) == [3, 1]
+
+
+def test_the_last_blocks_class_token_through_the_head_is_the_models_output() -> None:
+    vit = load_model("lab_vit", labels=cueworld.CLASS_NAMES, image_size=32, depth=3, embed_dim=32, num_heads=2, seed=1)
+    images = cueworld.make_split("aligned", 5, size=32, seed=0).images
+    logits = probes.block_logits(vit, images, batch_size=2)
+    assert logits.shape == (3, 5, len(cueworld.CLASS_NAMES))
+    with torch.no_grad():
+        assert torch.allclose(logits[-1], vit(images), atol=1e-5)
+    assert not torch.allclose(logits[0], logits[-1], atol=1e-3)  # earlier blocks are read, not the last one again
+    subset = Classifier("subset", SelectClasses(vit.net, [4, 1]), vit.preprocessing, ["b", "a"])
+    assert torch.allclose(probes.block_logits(subset, images)[-1], logits[-1][:, [4, 1]], atol=1e-5)
+    table = probes.block_accuracy(vit, images, torch.zeros(5, dtype=torch.long))
+    assert list(table.index) == [0, 1, 2] and table.between(0, 1).all()
+
+
+def test_block_logits_need_a_class_token_head() -> None:
+    with pytest.raises(TypeError, match="class token"):
+        probes.block_logits(load_model("lab_cnn", labels=cueworld.CLASS_NAMES), torch.rand(1, 3, 64, 64))

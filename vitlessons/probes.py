@@ -1,4 +1,4 @@
-"""Accuracy as one thing is varied: a perturbation of the input, or a change to the model itself.
+"""Accuracy as one thing is varied: a perturbation of the input, a change to the model itself, or the block read.
 
 Chapter 5 asks the same question many times: how fast does accuracy fall as the images are filtered,
 turned or shifted, as blocks are removed, or as attention is confined to a window? Each function here
@@ -13,12 +13,42 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pandas as pd
+import torch
 from torch import Tensor
 
 from vitlessons.evaluate import decisions
 from vitlessons.metrics import accuracy
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
-from vitlessons.models.wrapper import Classifier
+from vitlessons.models.wrapper import Classifier, SelectClasses
+
+
+@torch.no_grad()
+def block_logits(model: Classifier, images: Tensor, batch_size: int = 64) -> Tensor:
+    """(blocks, B, classes): each block's class token through the final norm and the one shared head.
+
+    Naseer et al. (2021) read a ViT's class token after every block this way, retraining nothing; after the last
+    block it is the model's own output. Only ViTs that classify from the class token qualify.
+    """
+    trunk = model.trunk
+    if getattr(trunk, "global_pool", None) != "token":
+        raise TypeError(f"{model.name} does not classify from its class token (global_pool "
+                        f"{getattr(trunk, 'global_pool', None)!r}); per-block class tokens mean nothing for its head")
+    model.eval()
+    device = next(model.parameters()).device
+    parts = []
+    for start in range(0, len(images), batch_size):
+        cls = model.block_tokens(images[start:start + batch_size].to(device)).cls  # (blocks, b, D), before the norm
+        logits = torch.stack([trunk.forward_head(trunk.norm(block[:, None])) for block in cls])
+        if isinstance(model.net, SelectClasses):
+            logits = logits.index_select(-1, model.net.classes)
+        parts.append(logits.cpu())
+    return torch.cat(parts, dim=1)
+
+
+def block_accuracy(model: Classifier, images: Tensor, labels: Tensor) -> pd.Series:
+    """Accuracy of each block's class token through the shared head, indexed by block."""
+    predicted = block_logits(model, images).argmax(-1)
+    return pd.Series([accuracy(p, labels) for p in predicted], name=model.name, dtype=float).rename_axis("block")
 
 
 def scored(model: Classifier, images: Tensor, labels: Tensor) -> float:
