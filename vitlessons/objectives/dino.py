@@ -128,11 +128,6 @@ class Dino(Objective):
             return self.student_temperature
         return linear_warmup(*self.teacher_temperatures, self.progress, self.warmup)
 
-    @property
-    def momentum(self) -> float:
-        """The teacher's EMA momentum now."""
-        return cosine_rise(*self.momenta, self.progress)
-
     def step(self, model: nn.Module, batch: tuple[Tensor, ...]) -> StepOutput:
         # evaluation draws its own views, so that validating never changes the views training sees next
         views = self.views(batch[0], self._generator if self.training else generator(self.seed + 1))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vitlessons.perturb.views import LUMA
+from vitlessons.perturb.views import _luma
 from vitlessons.tensors import check_images
 
 
@@ -57,9 +57,9 @@ def colour_jitter(images: Tensor, generator: torch.Generator, brightness: float 
     def factor(strength: float) -> Tensor:
         return 1 + applied * _uniform(-strength, strength, count, generator, device)[:, None, None, None]
     out = (images * factor(brightness)).clamp(0, 1)
-    grey = _grey(out).mean(dim=(-2, -1), keepdim=True)
+    grey = _luma(out).mean(dim=(-2, -1), keepdim=True)
     out = (grey + (out - grey) * factor(contrast)).clamp(0, 1)
-    out = _grey(out) + (out - _grey(out)) * factor(saturation)
+    out = _luma(out) + (out - _luma(out)) * factor(saturation)
     angle = 2 * math.pi * hue * applied.flatten() * _uniform(-1, 1, count, generator, device)
     return turn_hue(out.clamp(0, 1), angle).clamp(0, 1)
 
@@ -76,7 +76,7 @@ def turn_hue(images: Tensor, angle: Tensor) -> Tensor:
 def greyscale(images: Tensor, generator: torch.Generator, chance: float = 0.2) -> Tensor:
     """Replace a random ``chance`` of the images by their luma, on all three channels."""
     chosen = _uniform(0, 1, len(images), generator, images.device) < chance
-    return torch.where(chosen[:, None, None, None], _grey(images).expand_as(images), images)
+    return torch.where(chosen[:, None, None, None], _luma(images).expand_as(images), images)
 
 
 def blur(images: Tensor, generator: torch.Generator, chance: float, sigma: tuple[float, float] = (0.1, 2.0)) -> Tensor:
@@ -102,11 +102,6 @@ def solarize(images: Tensor, generator: torch.Generator, chance: float, threshol
     chosen = _uniform(0, 1, len(images), generator, images.device) < chance
     inverted = torch.where(images >= threshold, 1 - images, images)
     return torch.where(chosen[:, None, None, None], inverted, images)
-
-
-def _grey(images: Tensor) -> Tensor:
-    """(B, 1, H, W) luma."""
-    return (images * images.new_tensor(LUMA)[:, None, None]).sum(1, keepdim=True)
 
 
 @dataclass(frozen=True)
