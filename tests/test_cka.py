@@ -46,3 +46,12 @@ def test_layers_of_any_width_and_shape() -> None:
     assert matrix.shape == (3, 3) and torch.allclose(matrix.diagonal(), torch.ones(3, dtype=matrix.dtype))
     assert torch.allclose(matrix, matrix.T)
     assert matrix[0, 1] > 0.7 > 0.3 > matrix[0, 2]  # a random linear map of x stays close to x; an unrelated one does not
+
+
+def test_the_gram_form_equals_the_definition() -> None:
+    layers = [representation(n=30, d=d, seed=d) for d in (3, 50, 400)]  # narrower and wider than the 30 inputs
+    matrix = cka_matrix(layers, layers[:2])
+    expected = torch.tensor([[linear_cka(a, b) for b in layers[:2]] for a in layers])
+    assert torch.allclose(matrix, expected, atol=1e-10)
+    with pytest.raises(ValueError, match="numbers of inputs"):
+        cka_matrix(layers, [representation(n=31)])

@@ -127,3 +127,53 @@ def test_the_last_blocks_class_token_through_the_head_is_the_models_output() -> 
 def test_block_logits_need_a_class_token_head() -> None:
     with pytest.raises(TypeError, match="class token"):
         probes.block_logits(load_model("lab_cnn", labels=cueworld.CLASS_NAMES), torch.rand(1, 3, 64, 64))
+
+
+def test_block_features_are_the_class_tokens_the_head_reads() -> None:
+    vit, images = lab_vit(), cueworld.make_split("aligned", 5, seed=2).images
+    features = probes.block_features(vit, images, batch_size=2)
+    assert features.shape == (4, 5, 128)
+    assert torch.allclose(features, vit.block_tokens(images).cls, atol=1e-5)
+
+
+def test_a_linear_probe_reads_what_is_linearly_there_and_nothing_else() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(300) % 3
+    separable = torch.randn(300, 8, generator=g) + 4 * nn.functional.one_hot(labels, 8).float()
+    train, test = (separable[:200], labels[:200]), (separable[200:], labels[200:])
+    assert probes.linear_probe(train, test) > 0.95
+    assert probes.linear_probe(train, test) == probes.linear_probe(train, test)  # seeded: the same every time
+    noise = torch.randn(300, 8, generator=g)
+    assert probes.linear_probe((noise[:200], labels[:200]), (noise[200:], labels[200:])) < 0.55
+    with pytest.raises(ValueError, match="one label each"):
+        probes.linear_probe((separable, labels[:10]), test)
+
+
+def test_block_probes_score_each_block_and_the_ensemble() -> None:
+    vit = lab_vit()
+    train, test = cueworld.make_split("aligned", 60, seed=3), cueworld.make_split("aligned", 30, seed=4)
+    scores = probes.block_probes(vit, (train.images, train.labels), (test.images, test.labels), ensemble=(2, 3))
+    assert list(scores.index) == [0, 1, 2, 3, "2+3"] and scores.between(0, 1).all()
+
+
+def test_patch_drop_curves_drop_the_salient_patches_first() -> None:
+    """A crafted classifier that answers 0 while the top-left quadrant is bright: salience decides what it sees."""
+    class TopLeft(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            bright = self.scale * x[:, :, :32, :32].mean((1, 2, 3))
+            return torch.stack([bright, 0.5 - bright], dim=-1)
+
+    model = Classifier("top-left", TopLeft(), Preprocessing(64, (0.0,) * 3, (1.0,) * 3, resize=False), ["bright", "dark"])
+    images, labels = torch.ones(4, 3, 64, 64), torch.zeros(4, dtype=torch.long)
+    saliency = torch.zeros(4, 64, 64)
+    saliency[:, :32, :32] = 1
+    table = probes.patch_drop_curves({"m": model}, images, labels, [0.0, 0.25, 0.5], patch_size=8,
+                                     saliency={"map": saliency})
+    assert list(table.columns.get_level_values(0).unique()) == ["random", "salient (map)", "non-salient (map)"]
+    assert table[("salient (map)", "m")].tolist() == [1.0, 0.0, 0.0]  # the quadrant goes first
+    assert table[("non-salient (map)", "m")].tolist() == [1.0, 1.0, 1.0]  # the quadrant goes last
+    assert table[("random", "m")][0.0] == 1.0

@@ -1,9 +1,10 @@
 """Accuracy as one thing is varied: a perturbation of the input, a change to the model itself, or the block read.
 
-Chapter 5 asks the same question many times: how fast does accuracy fall as the images are filtered,
-turned or shifted, as blocks are removed, or as attention is confined to a window? Each function here
+Chapters 5 and 6 ask the same question many times: how fast does accuracy fall as the images are filtered,
+turned, shifted or occluded, as blocks are removed, or as attention is confined to a window? Each function here
 answers it for one kind of variation and returns a table (one row per value, one column per model), ready
-to print and to plot.
+to print and to plot. Chapter 6 also reads what each block knows: its class token through the shared head, or a
+linear probe trained on its frozen features.
 """
 
 from __future__ import annotations
@@ -14,12 +15,24 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vitlessons.evaluate import decisions
 from vitlessons.metrics import accuracy
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
-from vitlessons.models.wrapper import Classifier, SelectClasses
+from vitlessons.models.wrapper import Classifier, Model, SelectClasses
+from vitlessons.perturb import patch_drop
+
+
+@torch.no_grad()
+def block_features(model: Model, images: Tensor, batch_size: int = 64) -> Tensor:
+    """(blocks, B, D): a ViT's class token after every block, before the final norm, on the CPU."""
+    if getattr(model.trunk, "cls_token", None) is None:
+        raise TypeError(f"{model.name} has no class token to read after each block")
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model.block_tokens(images[start:start + batch_size].to(device)).cls.cpu()
+                      for start in range(0, len(images), batch_size)], dim=1)
 
 
 @torch.no_grad()
@@ -33,16 +46,54 @@ def block_logits(model: Classifier, images: Tensor, batch_size: int = 64) -> Ten
     if getattr(trunk, "global_pool", None) != "token":
         raise TypeError(f"{model.name} does not classify from its class token (global_pool "
                         f"{getattr(trunk, 'global_pool', None)!r}); per-block class tokens mean nothing for its head")
-    model.eval()
     device = next(model.parameters()).device
-    parts = []
-    for start in range(0, len(images), batch_size):
-        cls = model.block_tokens(images[start:start + batch_size].to(device)).cls  # (blocks, b, D), before the norm
-        logits = torch.stack([trunk.forward_head(trunk.norm(block[:, None])) for block in cls])
-        if isinstance(model.net, SelectClasses):
-            logits = logits.index_select(-1, model.net.classes)
-        parts.append(logits.cpu())
-    return torch.cat(parts, dim=1)
+    cls = block_features(model, images, batch_size).to(device)
+    logits = torch.stack([trunk.forward_head(trunk.norm(block[:, None])) for block in cls])
+    if isinstance(model.net, SelectClasses):
+        logits = logits.index_select(-1, model.net.classes)
+    return logits.cpu()
+
+
+def linear_probe(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], steps: int = 300, lr: float = 0.05,
+                 weight_decay: float = 1e-4, seed: int = 0) -> float:
+    """Test accuracy of a linear classifier trained on frozen (N, D) features: what a representation makes readable.
+
+    Features are standardised with the training set's statistics; the classifier is trained full-batch with AdamW
+    from seeded initial weights, so the same features always give the same accuracy.
+    """
+    (x, y), (x_test, y_test) = train, test
+    if x.ndim != 2 or x_test.shape[1:] != x.shape[1:] or len(x) != len(y) or len(x_test) != len(y_test):
+        raise ValueError(f"need (N, D) features with one label each, got {tuple(x.shape)} with {len(y)} labels "
+                         f"and {tuple(x_test.shape)} with {len(y_test)}")
+    mean, std = x.float().mean(0), x.float().std(0).clamp_min(1e-6)
+    x, x_test = (x.float() - mean) / std, (x_test.float() - mean) / std
+    classes = int(max(y.max(), y_test.max())) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(x.shape[1], classes)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    with torch.enable_grad():
+        for _ in range(steps):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(head(x), y).backward()
+            optimizer.step()
+    with torch.no_grad():
+        return accuracy(head(x_test).argmax(-1), y_test)
+
+
+def block_probes(model: Model, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                 ensemble: Sequence[int] = ()) -> pd.Series:
+    """Linear-probe accuracy on each block's class token and, given block indices, on their tokens concatenated.
+
+    Concatenating the class tokens of the last blocks is Naseer et al.'s off-the-shelf feature ensemble.
+    """
+    features, test_features = block_features(model, train[0]), block_features(model, test[0])
+    scores = {block: linear_probe((f, train[1]), (g, test[1])) for block, (f, g) in enumerate(zip(features, test_features))}
+    if ensemble:
+        index = list(ensemble)
+        joined = [torch.cat(list(f[index]), dim=-1) for f in (features, test_features)]
+        scores["+".join(str(i) for i in index)] = linear_probe((joined[0], train[1]), (joined[1], test[1]))
+    return pd.Series(scores, name=model.name, dtype=float).rename_axis("block")
 
 
 def block_accuracy(model: Classifier, images: Tensor, labels: Tensor) -> pd.Series:
@@ -64,6 +115,26 @@ def accuracy_curve(models: Mapping[str, Classifier], images: Tensor, labels: Ten
         perturbed = perturb(images, value)
         rows[value] = {name: scored(model, perturbed, labels) for name, model in models.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def patch_drop_curves(models: Mapping[str, Classifier], images: Tensor, labels: Tensor, fractions: Sequence[float],
+                      patch_size: int, saliency: Mapping[str, Tensor] | None = None, seed: int = 0) -> pd.DataFrame:
+    """Accuracy against the fraction of patches blacked out (Naseer et al.'s PatchDrop), columns (drop, model).
+
+    "random" drops patches at random (the same draw for every model); each named ``saliency`` map (B, H, W) or
+    (B, rows, cols) adds "salient" (its highest patches dropped first: the object) and "non-salient" (its lowest
+    first: the background). Patches are blacked out before each model's normalisation, as in the paper.
+    """
+    def random(x: Tensor, fraction: float) -> Tensor:
+        return patch_drop(x, fraction, patch_size, "random", generator=torch.Generator(x.device).manual_seed(seed))
+
+    drops: dict[str, Callable[[Tensor, float], Tensor]] = {"random": random}
+    for source, maps in (saliency or {}).items():
+        for mode in ("salient", "non_salient"):
+            drops[f"{mode.replace('_', '-')} ({source})"] = \
+                lambda x, fraction, mode=mode, maps=maps: patch_drop(x, fraction, patch_size, mode, saliency=maps)
+    return pd.concat({name: accuracy_curve(models, images, labels, drop, fractions) for name, drop in drops.items()},
+                     axis=1).rename_axis("fraction dropped")
 
 
 def under(model: Classifier, images: Tensor, labels: Tensor,

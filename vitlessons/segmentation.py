@@ -23,22 +23,26 @@ MASS = 0.6
 
 
 @torch.no_grad()
-def cls_attention(model: Model, images: Tensor, batch_size: int = 8) -> Tensor:
+def cls_attention(model: Model, images: Tensor, batch_size: int = 8, token: int | None = None) -> Tensor:
     """(B, heads, rows, cols) attention of the class token to each patch in the last block, on the patch grid.
 
-    Small batches: the recorder holds every block's full map, 1.6 MB per image and block for a 224 px ViT-S/14.
+    ``token`` picks another prefix token's attention (1: chapter 6's shape token); by default it is the token the
+    model classifies from, the class token unless the model reads one token of several (``models.tokens``). Small batches: the recorder holds every block's full map, 1.6 MB per image and block for a 224 px ViT-S/14.
     """
     check_images(images)
     trunk = model.trunk
     if getattr(trunk, "cls_token", None) is None:
         raise TypeError(f"{model.name} has no class token whose attention could segment")
     prefix, device = trunk.num_prefix_tokens, next(model.parameters()).device
+    token = getattr(model.net, "token", 0) if token is None else token
+    if not 0 <= token < prefix:
+        raise ValueError(f"{model.name} has {prefix} prefix token(s); token {token} is not one of them")
     model.eval()
     parts = []
     with record(model) as maps:
         for start in range(0, len(images), batch_size):
             model.features(images[start:start + batch_size].to(device))
-            parts.append(maps[-1][:, :, 0, prefix:].float().cpu())
+            parts.append(maps[-1][:, :, token, prefix:].float().cpu())
     attention = torch.cat(parts)
     rows, cols = _grid(model, images, attention.shape[-1])
     return attention.reshape(*attention.shape[:2], rows, cols)

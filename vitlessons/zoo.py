@@ -15,7 +15,7 @@ import torch
 from vitlessons.data import cueworld
 from vitlessons.data.sources import CueWorldStream, TensorSource
 from vitlessons.models.lab import IMAGES_PER_EPOCH, RECIPES
-from vitlessons.objectives import Classification, Dino
+from vitlessons.objectives import Classification, Dino, ShapeDistillation
 from vitlessons.perturb.crops import MultiCrop
 from vitlessons.train import Recipe
 from vitlessons.trained import TrainedModel, train_or_load
@@ -73,3 +73,20 @@ def dino_model(seed: int = 0, device: torch.device | str | None = None, progress
     run = train_or_load("lab_vit", objective, CueWorldStream(DINO_SPLIT, images=images, seed=seed), recipe,
                         seed=seed, device=device, progress=progress, labels=cueworld.CLASS_NAMES, dynamic_img_size=True)
     return replace(run, model=objective.teacher)
+
+
+# Chapter 6's shape token: Naseer et al. trained DeiT on Stylized-ImageNet with a shape token distilled from a ResNet-50
+# trained there too; the lab's analogue is the texture-randomised world, with chapter 1's randomised lab CNN as teacher.
+SHAPE_TOKEN_SPLIT = "randomised"
+
+
+def shape_token_model(seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
+                      split: str = SHAPE_TOKEN_SPLIT) -> TrainedModel:
+    """The lab ViT with a class token trained on labels and a shape token trained to match the randomised lab CNN."""
+    teacher = cue_world_model("lab_cnn", "randomised", seed=seed, device=device, progress=progress)
+    objective = ShapeDistillation(teacher.model, teacher.path.stem)
+    validation = cueworld.make_split(split, VALIDATION_IMAGES, seed=seed + 1)
+    return train_or_load("lab_vit", objective, CueWorldStream(split, images=IMAGES_PER_EPOCH["lab_vit"], seed=seed),
+                         RECIPES["lab_vit"], seed=seed, device=device, progress=progress,
+                         validation=TensorSource(validation.images, validation.labels), labels=cueworld.CLASS_NAMES,
+                         shape_token=True)

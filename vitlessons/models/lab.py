@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from timm.layers import LayerNorm2d
+from timm.models.deit import VisionTransformerDistilled
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
@@ -24,7 +25,8 @@ STEMS = ("hmlp", "linear")
 
 
 def lab_vit(num_classes: int, image_size: int = 64, patch_size: int = 8, depth: int = 4, embed_dim: int = 128,
-            num_heads: int = 4, mlp_ratio: float = 2.0, stem: str = "hmlp", dynamic_img_size: bool = False) -> nn.Module:
+            num_heads: int = 4, mlp_ratio: float = 2.0, stem: str = "hmlp", dynamic_img_size: bool = False,
+            shape_token: bool = False) -> nn.Module:
     """A small ViT: by default 4 blocks on 8x8 patches, 64 tokens for a 64 px image, plus the class token.
 
     ``dynamic_img_size=True`` also takes smaller images (chapter 3's local crops), resizing the position embedding
@@ -32,15 +34,18 @@ def lab_vit(num_classes: int, image_size: int = 64, patch_size: int = 8, depth: 
 
     ``stem`` embeds each patch: ``"linear"`` is ViT's one linear map; ``"hmlp"`` (the default) is a small MLP per
     patch, which learns far faster from few images and, like the linear map, never looks across a patch boundary.
+
+    ``shape_token=True`` adds a second token with its own head after the class token (timm's DeiT distillation token),
+    which chapter 6 trains to match a shape-biased teacher (``objectives.ShapeDistillation``).
     """
     if image_size % patch_size or embed_dim % num_heads:
         raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}, "
                          f"and embed_dim {embed_dim} of num_heads {num_heads}")
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; choose one of {STEMS}")
-    vit = VisionTransformer(img_size=image_size, patch_size=patch_size, num_classes=num_classes,
-                            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                            dynamic_img_size=dynamic_img_size)
+    network = VisionTransformerDistilled if shape_token else VisionTransformer
+    vit = network(img_size=image_size, patch_size=patch_size, num_classes=num_classes, embed_dim=embed_dim,
+                  depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dynamic_img_size=dynamic_img_size)
     if stem == "hmlp":
         vit.patch_embed.proj = hmlp_stem(patch_size, embed_dim)
     return vit

@@ -3,5 +3,6 @@
 from vitlessons.objectives.base import Objective, StepOutput
 from vitlessons.objectives.classification import Classification
 from vitlessons.objectives.dino import Dino
+from vitlessons.objectives.distillation import ShapeDistillation
 
-__all__ = ["Classification", "Dino", "Objective", "StepOutput"]
+__all__ = ["Classification", "Dino", "Objective", "ShapeDistillation", "StepOutput"]

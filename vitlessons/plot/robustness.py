@@ -27,15 +27,20 @@ def curves(table: pd.DataFrame, xlabel: str, title: str = "", ylabel: str = "acc
     return figure
 
 
-def severity_by_family(families: Mapping[str, pd.DataFrame], title: str = "") -> Figure:
-    """A panel per corruption family: mean accuracy over its corruptions against severity (0 is clean)."""
-    figure = Figure(figsize=(3.0 * len(families), 2.9))
-    axes = figure.subplots(1, len(families), squeeze=False)[0]
-    for ax, (family, table) in zip(axes, families.items()):
-        curves(table, "severity", family, ax=ax)
+def panels(tables: Mapping[str, pd.DataFrame], xlabel: str, title: str = "") -> Figure:
+    """A panel of ``curves`` per table, side by side on one y scale: one experiment under several conditions."""
+    figure = Figure(figsize=(3.0 * len(tables), 2.9))
+    axes = figure.subplots(1, len(tables), squeeze=False)[0]
+    for ax, (name, table) in zip(axes, tables.items()):
+        curves(table, xlabel, name, ax=ax)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def severity_by_family(families: Mapping[str, pd.DataFrame], title: str = "") -> Figure:
+    """A panel per corruption family: mean accuracy over its corruptions against severity (0 is clean)."""
+    return panels(families, "severity", title)
 
 
 def error_against_clean(points: pd.DataFrame, title: str = "") -> Figure:

@@ -1,0 +1,38 @@
+"""What every layer of a network represents, so that two networks can be compared layer by layer (chapter 6).
+
+timm gives every model the same door into its layers, ``forward_intermediates``: a ViT's tokens after each block,
+a ResNet's feature map after its stem and after each stage. Raghu et al. (NeurIPS 2021) compare such layers by
+linear CKA (``metrics.cka_matrix``), each as one vector per image: all its tokens, or its whole feature map.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vitlessons.models.wrapper import Model
+from vitlessons.tensors import check_images
+
+
+@torch.no_grad()
+def layer_representations(model: Model, images: Tensor, batch_size: int = 32) -> dict[str, Tensor]:
+    """Each layer's output as (B, features) on the CPU, named "block 0", ... for a ViT and "stem", "stage 1", ... else."""
+    check_images(images)
+    trunk = model.trunk
+    if not hasattr(trunk, "forward_intermediates"):
+        raise TypeError(f"{model.name} is not a timm network with forward_intermediates; its layers cannot be read")
+    model.eval()
+    device = next(model.parameters()).device
+    is_vit = hasattr(trunk, "blocks") and hasattr(trunk, "patch_embed")
+    parts: list[list[Tensor]] = []
+    for start in range(0, len(images), batch_size):
+        x = model.preprocessing(images[start:start + batch_size].to(device))
+        if is_vit:
+            outputs = trunk.forward_intermediates(x, intermediates_only=True, return_prefix_tokens=True, output_fmt="NLC")
+            layers = [torch.cat([prefix, tokens], dim=1) for tokens, prefix in outputs]
+        else:
+            layers = trunk.forward_intermediates(x, intermediates_only=True)
+        parts.append([layer.flatten(1).float().cpu() for layer in layers])
+    names = [f"block {i}" for i in range(len(parts[0]))] if is_vit else \
+        ["stem", *(f"stage {i}" for i in range(1, len(parts[0])))]
+    return {name: torch.cat([batch[i] for batch in parts]) for i, name in enumerate(names)}
