@@ -253,3 +253,18 @@ def test_accuracy_against_budget_draws_one_line_per_model_in_255ths():
     assert ax.lines[0].get_ydata().tolist() == pytest.approx([0.9, 0.7, 0.5])
     assert ax.lines[1].get_ydata().tolist() == pytest.approx([0.8, 0.3, 0.1])
     assert ax.get_ylabel() == "accuracy under attack" and "255ths" in ax.get_xlabel()
+
+
+def test_cka_heatmaps_draw_each_matrix_on_one_scale_with_layer_names():
+    import pandas as pd
+
+    from vitlessons.plot import representations
+
+    vit = pd.DataFrame([[1.0, 0.5], [0.5, 1.0]], index=["block 0", "block 1"], columns=["block 0", "block 1"])
+    across = pd.DataFrame([[0.2, 0.7, 0.4]], index=["block 0"], columns=["stem", "stage 1", "stage 2"])
+    figure = representations.cka_heatmaps({"ViT x ViT": vit, "ViT x CNN": across}, "CKA")
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["ViT x ViT", "ViT x CNN"]
+    assert [t.get_text() for t in panels[1].get_xticklabels()] == ["stem", "stage 1", "stage 2"]
+    assert panels[1].images[0].get_array().shape == (1, 3)
+    assert all(ax.images[0].get_clim() == (0, 1) for ax in panels)

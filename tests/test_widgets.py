@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from vitlessons.data import cueworld
 from vitlessons.models import load_model
 from vitlessons.student import chapter_notebooks
-from vitlessons.widgets import Explorer, attack_explorer, corruption_explorer, cue_conflict_explorer
+from vitlessons.widgets import Explorer, attack_explorer, corruption_explorer, cue_conflict_explorer, patch_drop_explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHAPTERS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
@@ -84,6 +84,18 @@ def test_corruption_explorer_redraws_for_each_corruption_and_severity() -> None:
     assert len(set(seen)) == 4, "each corruption and severity draws another figure"
     explorer.controls["corruption"].value = "gaussian_noise"
     assert bytes(explorer.image.value) == seen[-1], "at severity 0 every corruption shows the same clean image"
+
+
+def test_patch_drop_explorer_redraws_for_each_share_and_mode() -> None:
+    model = load_model("lab_cnn", labels=list(cueworld.CLASS_NAMES), seed=2)
+    scene = cueworld.make_split("aligned", 1, seed=3)
+    explorer = patch_drop_explorer({"a": model}, scene.images, label=int(scene.labels[0]), saliency=scene.masks.float())
+    assert explorer.values == {"fraction": 0.5, "mode": "random"}
+    seen = [bytes(explorer.image.value)]
+    for control, value in (("mode", "salient"), ("mode", "non_salient"), ("fraction", 0.0)):
+        explorer.controls[control].value = value
+        seen.append(bytes(explorer.image.value))
+    assert len(set(seen)) == 4, "each share and mode draws another figure"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])

@@ -107,29 +107,53 @@ def corruption_explorer(models: Mapping[str, Classifier], image: torch.Tensor, l
     """Pick an ImageNet-C corruption and a severity; see the corrupted image and each model's decision."""
     from vitlessons.perturb import IMAGENET_C, SEVERITIES, corrupt
 
-    labels = list(next(iter(models.values())).labels)
-
     def draw(corruption: str, severity: int) -> Figure:
         shown = corrupt(image, corruption, severity, torch.Generator().manual_seed(0)) if severity else image
-        figure = Figure(figsize=(2.4 * (1 + len(models)), 2.6))
-        axes = figure.subplots(1, 1 + len(models))
-        axes[0].imshow(shown[0].detach().cpu().permute(1, 2, 0).numpy(), interpolation="nearest")
-        axes[0].set_title(f"{corruption}, severity {severity}" if severity else "clean", fontsize=8)
-        axes[0].set_axis_off()
-        for ax, (name, model) in zip(axes[1:], models.items()):
-            probabilities = model.predict(shown)[0].cpu()
-            colours = ["C2" if index == label else "C7" for index in range(len(labels))]
-            ax.barh(labels, probabilities.numpy(), color=colours)
-            ax.set_xlim(0, 1)
-            ax.set_title(f"{name}: {labels[int(probabilities.argmax())]}", fontsize=8)
-            ax.tick_params(labelsize=7)
-        figure.tight_layout()
-        return figure
+        return _image_and_decisions(models, shown, label, f"{corruption}, severity {severity}" if severity else "clean")
 
     return Explorer(draw, {
         "corruption": ipywidgets.Dropdown(options=IMAGENET_C, value=corruption, description="corruption"),
         "severity": ipywidgets.SelectionSlider(options=(0, *SEVERITIES), value=3, description="severity"),
     })
+
+
+def patch_drop_explorer(models: Mapping[str, Classifier], image: torch.Tensor, label: int, saliency: torch.Tensor,
+                        patch_size: int = 8, seed: int = 0) -> Explorer:
+    """Slide the share of patches blacked out and pick which go first; see the image and each model's decision.
+
+    ``saliency`` (1, H, W) ranks the patches for the salient and non-salient modes (chapter 6's PatchDrop).
+    """
+    from vitlessons.perturb import patch_drop
+
+    def draw(fraction: float, mode: str) -> Figure:
+        generator = torch.Generator(image.device).manual_seed(seed)
+        shown = patch_drop(image, fraction, patch_size, mode, saliency=None if mode == "random" else saliency,
+                           generator=generator if mode == "random" else None)
+        return _image_and_decisions(models, shown, label, f"{fraction:.0%} of the patches dropped, {mode.replace('_', '-')}")
+
+    return Explorer(draw, {
+        "fraction": ipywidgets.FloatSlider(min=0.0, max=0.9, step=0.1, value=0.5, description="dropped"),
+        "mode": ipywidgets.Dropdown(options=("random", "salient", "non_salient"), value="random", description="which"),
+    })
+
+
+def _image_and_decisions(models: Mapping[str, Classifier], shown: torch.Tensor, label: int, title: str) -> Figure:
+    """The image a perturbation made, then each model's probabilities with the true class in green."""
+    labels = list(next(iter(models.values())).labels)
+    figure = Figure(figsize=(2.4 * (1 + len(models)), 2.6))
+    axes = figure.subplots(1, 1 + len(models))
+    axes[0].imshow(shown[0].detach().cpu().permute(1, 2, 0).numpy(), interpolation="nearest")
+    axes[0].set_title(title, fontsize=8)
+    axes[0].set_axis_off()
+    for ax, (name, model) in zip(axes[1:], models.items()):
+        probabilities = model.predict(shown)[0].cpu()
+        colours = ["C2" if index == label else "C7" for index in range(len(labels))]
+        ax.barh(labels, probabilities.numpy(), color=colours)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{name}: {labels[int(probabilities.argmax())]}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure
 
 
 def attention_mask_explorer(models: Mapping[str, Model], images: torch.Tensor, truth: torch.Tensor,

@@ -12,16 +12,9 @@ from timm.models.deit import VisionTransformerDistilled
 from torch import Tensor, nn
 
 from vitlessons.models.wrapper import Classifier
+from vitlessons.objectives.distillation import two_token_logits
 
 TOKENS = {"class token": 0, "shape token": 1}
-
-
-def two_token_logits(net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """The class token's and the shape token's logits for preprocessed images, from one pass through the blocks."""
-    if not isinstance(net, VisionTransformerDistilled):
-        raise TypeError(f"needs a ViT with a shape token (lab_vit with shape_token=True), got {type(net).__name__}")
-    tokens = net.forward_features(x)
-    return net.head(tokens[:, 0]), net.head_dist(tokens[:, 1])
 
 
 class TokenHead(nn.Module):

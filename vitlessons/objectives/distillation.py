@@ -8,15 +8,25 @@ The teacher is frozen and stays in eval mode, so its batch-norm statistics never
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from timm.models.deit import VisionTransformerDistilled
 from torch import Tensor, nn
 
-from vitlessons.models.tokens import two_token_logits
-from vitlessons.models.wrapper import Classifier
 from vitlessons.objectives.base import Objective, StepOutput
+
+if TYPE_CHECKING:  # the models package imports the training loop, which imports the objectives
+    from vitlessons.models.wrapper import Classifier
+
+
+def two_token_logits(net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The class token's and the shape token's logits for preprocessed images, from one pass through the blocks."""
+    if not isinstance(net, VisionTransformerDistilled):
+        raise TypeError(f"needs a ViT with a shape token (lab_vit with shape_token=True), got {type(net).__name__}")
+    tokens = net.forward_features(x)
+    return net.head(tokens[:, 0]), net.head_dist(tokens[:, 1])
 
 
 class ShapeDistillation(Objective):
