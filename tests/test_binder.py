@@ -75,3 +75,4 @@ def test_binder_post_build_runs(notebook_caches: dict) -> None:
     assert len(trained) == len(zoo.TRAINING_SPLITS) * len(zoo.LAB_MODELS) + len(zoo.VARIANTS), done.stdout
     dino = [line for line in done.stdout.splitlines() if line.startswith("lab_vit (DINO teacher): ")]
     assert len(dino) == 1 + len(zoo.COLLAPSE), done.stdout
+    assert sum(line.startswith("shape token: lab_vit: ") for line in done.stdout.splitlines()) == 1, done.stdout

@@ -8,15 +8,15 @@ import torch
 
 from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES
 from vitlessons.exercises import (
-    ExerciseFailed, check_decision_16, check_dino_loss, check_fgsm, check_forward_without_block, check_mass_mask, check_mce,
-    check_mean_attention_distance, check_shape_bias, check_shuffle_tiles,
+    ExerciseFailed, check_decision_16, check_dino_loss, check_fgsm, check_forward_without_block, check_linear_cka,
+    check_mass_mask, check_mce, check_mean_attention_distance, check_random_patch_drop, check_shape_bias, check_shuffle_tiles,
 )
 from vitlessons.metrics import ALEXNET_ERRORS
 from vitlessons.student import chapter_notebooks
 
 NOTEBOOKS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
 CHECKERS = [check_shape_bias, check_decision_16, check_shuffle_tiles, check_fgsm, check_mean_attention_distance,
-            check_mce, check_forward_without_block, check_mass_mask, check_dino_loss]
+            check_mce, check_forward_without_block, check_mass_mask, check_dino_loss, check_random_patch_drop, check_linear_cka]
 
 
 def solutions() -> dict:
@@ -44,6 +44,8 @@ def test_solutions_pass(capsys: pytest.CaptureFixture[str]) -> None:
     check_forward_without_block(found["forward_without_block"])
     check_mass_mask(found["mass_mask"])
     check_dino_loss(found["dino_loss_by_hand"])
+    check_random_patch_drop(found["random_patch_drop"])
+    check_linear_cka(found["linear_cka_by_hand"])
     assert capsys.readouterr().out.count("Passed") == len(CHECKERS)
 
 
@@ -233,3 +235,48 @@ def test_dino_loss_mistakes_get_their_hint(wrong, hint: str) -> None:
     with pytest.raises(ExerciseFailed, match=hint):
         check_dino_loss(wrong)
     check_dino_loss(_dino_loss())
+
+
+def _patch_drop(same_for_all: bool = False, partial: bool = False, count=round, seeded: bool = True):
+    def drop(images, fraction, patch_size, seed):
+        batch, _, height, width = images.shape
+        grid = height // patch_size
+        generator = torch.Generator().manual_seed(seed) if seeded else None
+        keys = torch.rand(1 if same_for_all else batch, grid * grid, generator=generator).expand(batch, -1)
+        chosen = keys.argsort(1)[:, :count(fraction * grid * grid)]
+        mask = torch.zeros(batch, grid * grid, dtype=torch.bool).scatter_(1, chosen, True).reshape(batch, 1, grid, grid)
+        mask = mask.repeat_interleave(patch_size, 2).repeat_interleave(patch_size, 3)
+        if partial:
+            mask[..., ::2, :] = False
+        return images.masked_fill(mask, 0.0)
+    return drop
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (_patch_drop(same_for_all=True), "a fresh set for each image"),
+    (_patch_drop(partial=True), "partly blacked out"),
+    (_patch_drop(count=lambda x: int(x) + 1), "round"),
+    (_patch_drop(seeded=False), "same seed gave different patches"),
+    (lambda images, fraction, patch_size, seed: images[:, :1], "shaped like the input"),
+])
+def test_random_patch_drop_mistakes_get_their_hint(wrong, hint: str) -> None:
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_random_patch_drop(wrong)
+    check_random_patch_drop(_patch_drop())
+
+
+def _cka(centre: bool = True, square: bool = True):
+    def cka(x, y):
+        x, y = x.double(), y.double()
+        if centre:
+            x, y = x - x.mean(0), y - y.mean(0)
+        top = torch.linalg.matrix_norm(y.T @ x) ** (2 if square else 1)
+        return (top / (torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y))).item()
+    return cka
+
+
+@pytest.mark.parametrize("wrong, hint", [(_cka(centre=False), "centre each column"), (_cka(square=False), "square")])
+def test_linear_cka_mistakes_get_their_hint(wrong, hint: str) -> None:
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_linear_cka(wrong)
+    check_linear_cka(_cka())

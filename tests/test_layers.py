@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from vitlessons.data import cueworld
-from vitlessons.layers import layer_representations
+from vitlessons.layers import cka_table, layer_representations
 from vitlessons.metrics import cka_matrix
 from vitlessons.models import load_model
 from vitlessons.models.wrapper import Classifier, Preprocessing
@@ -35,6 +35,9 @@ def test_a_cnn_gives_its_stem_and_stages(images) -> None:
     assert [layer.shape[1] for layer in layers.values()] == [64 * 32 * 32, 32 * 16 * 16, 64 * 8 * 8, 128 * 4 * 4, 256 * 2 * 2]
     matrix = cka_matrix(list(layers.values()), list(layers.values()))
     assert torch.allclose(matrix.diagonal(), torch.ones(5, dtype=matrix.dtype))
+    table = cka_table(layers, {"stem": layers["stem"]})
+    assert list(table.index) == list(layers) and list(table.columns) == ["stem"]
+    assert table["stem"].tolist() == pytest.approx(matrix[:, 0].tolist())
 
 
 def test_a_network_without_layers_to_read_is_refused(images) -> None:

@@ -7,9 +7,11 @@ linear CKA (``metrics.cka_matrix``), each as one vector per image: all its token
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import Tensor
 
+from vitlessons.metrics import cka_matrix
 from vitlessons.models.wrapper import Model
 from vitlessons.tensors import check_images
 
@@ -36,3 +38,9 @@ def layer_representations(model: Model, images: Tensor, batch_size: int = 32) ->
     names = [f"block {i}" for i in range(len(parts[0]))] if is_vit else \
         ["stem", *(f"stage {i}" for i in range(1, len(parts[0])))]
     return {name: torch.cat([batch[i] for batch in parts]) for i, name in enumerate(names)}
+
+
+def cka_table(first: dict[str, Tensor], second: dict[str, Tensor]) -> pd.DataFrame:
+    """Linear CKA between every layer of ``first`` (rows) and of ``second`` (columns), labelled by layer name."""
+    matrix = cka_matrix(list(first.values()), list(second.values()))
+    return pd.DataFrame(matrix.numpy(), index=list(first), columns=list(second))

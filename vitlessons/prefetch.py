@@ -43,6 +43,7 @@ def warm_lab() -> None:
     print(zoo.dino_model(device="cpu").summary())
     for options in zoo.COLLAPSE.values():
         print(zoo.dino_model(device="cpu", **options).summary(), options)
+    print("shape token:", zoo.shape_token_model(device="cpu").summary())
 
 
 def _parser() -> argparse.ArgumentParser:
