@@ -37,9 +37,11 @@ def test_prefetch_lab_trains_every_course_model(monkeypatch: pytest.MonkeyPatch,
         (name, split, options)) or SimpleNamespace(summary=lambda: f"{name} on {split}: trained"))
     monkeypatch.setattr(zoo, "dino_model", lambda device, **options: trained.append(
         ("dino", options)) or SimpleNamespace(summary=lambda: "dino: trained"))
+    monkeypatch.setattr(zoo, "shape_token_model", lambda device: trained.append(
+        ("shape token", {})) or SimpleNamespace(summary=lambda: "lab_vit: trained"))
     assert prefetch.main(["--lab"]) == 0
     assert trained == [(name, split, {}) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS] + list(zoo.VARIANTS) \
-        + [("dino", {})] + [("dino", options) for options in zoo.COLLAPSE.values()]
+        + [("dino", {})] + [("dino", options) for options in zoo.COLLAPSE.values()] + [("shape token", {})]
     assert "lab_vit on randomised: trained" in capsys.readouterr().out
 
 
@@ -95,3 +97,13 @@ def test_dino_is_trained_once_and_its_teacher_comes_back(monkeypatch: pytest.Mon
     assert torch.equal(first.model.features(images), again.model.features(images))
     assert set(again.history.logs) >= {"loss", "teacher entropy", "batch entropy", "KL"}
     assert not zoo.dino_model(device="cpu", progress=False, images=32, centring=False).loaded
+
+
+def test_the_shape_token_student_is_trained_once_and_follows_its_teacher(tiny_recipes: None) -> None:
+    first = zoo.shape_token_model(device="cpu", progress=False)
+    again = zoo.shape_token_model(device="cpu", progress=False)
+    assert not first.loaded and again.loaded
+    images = cueworld.make_split("aligned", 4, seed=9).images
+    assert torch.equal(first.model(images), again.model(images))
+    assert set(again.history.logs) >= {"loss", "KL", "accuracy", "shape token accuracy", "agreement"}
+    assert zoo.cue_world_model("lab_cnn", "randomised", device="cpu", progress=False).loaded  # the teacher, trained once
