@@ -264,3 +264,21 @@ def _gram_cka(k: Tensor, l: Tensor) -> float:
     if denominator == 0:
         raise ValueError("a representation is constant over the inputs: CKA is undefined")
     return ((k * l).sum() / denominator).item()
+
+
+def auroc(normal: Tensor, anomalous: Tensor) -> float:
+    """Area under the ROC curve of an anomaly score: the chance that an anomalous input scores above a normal one.
+
+    Ties count one half (the Mann-Whitney form of the area), so a score that cannot tell them apart gives 0.5.
+    Higher scores must mean "more anomalous" (for the maximum softmax probability, pass its negative).
+    """
+    normal, anomalous = torch.as_tensor(normal).double().flatten(), torch.as_tensor(anomalous).double().flatten()
+    if not len(normal) or not len(anomalous):
+        raise ValueError(f"AUROC needs scores of both kinds, got {len(normal)} normal and {len(anomalous)} anomalous")
+    if not (torch.isfinite(normal).all() and torch.isfinite(anomalous).all()):
+        raise ValueError("scores must be finite")
+    _, inverse, counts = torch.unique(torch.cat([normal, anomalous]), return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    ranks = (ends - (counts - 1) / 2)[inverse]  # ranks from 1, tied scores sharing their mean rank
+    above = ranks[len(normal):].sum() - len(anomalous) * (len(anomalous) + 1) / 2
+    return (above / (len(normal) * len(anomalous))).item()

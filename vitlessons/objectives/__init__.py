@@ -4,5 +4,6 @@ from vitlessons.objectives.base import Objective, StepOutput
 from vitlessons.objectives.classification import Classification
 from vitlessons.objectives.dino import Dino
 from vitlessons.objectives.distillation import ShapeDistillation
+from vitlessons.objectives.rotation import Rotation
 
-__all__ = ["Classification", "Dino", "Objective", "ShapeDistillation", "StepOutput"]
+__all__ = ["Classification", "Dino", "Objective", "Rotation", "ShapeDistillation", "StepOutput"]
