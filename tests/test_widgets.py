@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from vitlessons.data import cueworld
 from vitlessons.models import load_model
 from vitlessons.student import chapter_notebooks
-from vitlessons.widgets import Explorer, attack_explorer, corruption_explorer, cue_conflict_explorer, patch_drop_explorer
+from vitlessons.widgets import Explorer, attack_explorer, corruption_explorer, cue_conflict_explorer, patch_drop_explorer, rotation_explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHAPTERS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
@@ -96,6 +96,21 @@ def test_patch_drop_explorer_redraws_for_each_share_and_mode() -> None:
         explorer.controls[control].value = value
         seen.append(bytes(explorer.image.value))
     assert len(set(seen)) == 4, "each share and mode draws another figure"
+
+
+def test_rotation_explorer_shows_four_turns_and_each_heads_guess() -> None:
+    from vitlessons.objectives import Rotation
+
+    model = load_model("lab_cnn", labels=list(cueworld.CLASS_NAMES), seed=2)
+    rotation = Rotation()
+    rotation.setup(model)
+    explorer = rotation_explorer({"a": (model, rotation)})
+    assert explorer.values == {"shape": "triangle", "texture": "dots"}
+    seen = [bytes(explorer.image.value)]
+    for control, value in (("shape", "circle"), ("texture", "stripes")):
+        explorer.controls[control].value = value
+        seen.append(bytes(explorer.image.value))
+    assert len(set(seen)) == 3, "each shape and texture draws another figure"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from vitlessons.data import cueworld
 from vitlessons.models.wrapper import Classifier, Model
+from vitlessons.objectives.rotation import Rotation
 from vitlessons.perturb import shuffle_patches
 from vitlessons.plot import cue_decisions, figure_png
 
@@ -185,4 +186,41 @@ def attention_mask_explorer(models: Mapping[str, Model], images: torch.Tensor, t
         "image": ipywidgets.IntSlider(min=0, max=len(images) - 1, value=0, description="image"),
         "head": ipywidgets.IntSlider(min=0, max=heads - 1, value=0, description="head"),
         "mass": ipywidgets.FloatSlider(min=0.1, max=1.0, step=0.05, value=mass, description="mass"),
+    })
+
+
+def rotation_explorer(models: Mapping[str, tuple[Classifier, Rotation]], seed: int = 0, size: int = 64,
+                      shape: str = "triangle", texture: str = "dots") -> Explorer:
+    """Pick a shape and a texture; see the image in its four quarter turns and each rotation head's guess for each.
+
+    A shape that looks the same turned (a circle, a square, a cross) gives its head nothing to go on, unless the
+    texture has an orientation (stripes, zigzag).
+    """
+    from vitlessons.objectives.rotation import TURNS, quarter_turns
+
+    def draw(shape: str, texture: str) -> Figure:
+        turned, _ = quarter_turns(cueworld.compose(shape, texture, seed, size))
+        figure = Figure(figsize=(2.0 * TURNS, 2.0 * (1 + len(models)) * 0.8))
+        axes = figure.subplots(1 + len(models), TURNS, squeeze=False)
+        for turn in range(TURNS):
+            axes[0, turn].imshow(turned[turn].permute(1, 2, 0).numpy(), interpolation="nearest")
+            axes[0, turn].set_title(f"turned {90 * turn} degrees", fontsize=8)
+            axes[0, turn].set_axis_off()
+        for row, (name, (model, rotation)) in enumerate(models.items(), start=1):
+            model.eval()
+            with torch.no_grad():
+                logits, _, _ = rotation.rotation_logits(model, turned[:1].to(next(model.parameters()).device))
+            for turn, probabilities in enumerate(logits.softmax(-1).cpu()):
+                ax = axes[row, turn]
+                ax.bar(range(TURNS), probabilities.numpy(), color=["C2" if k == turn else "C7" for k in range(TURNS)])
+                ax.set_ylim(0, 1)
+                ax.set_xticks(range(TURNS), [f"{90 * k}" for k in range(TURNS)], fontsize=7)
+                ax.tick_params(labelsize=7)
+                ax.set_title(f"{name}: {90 * int(probabilities.argmax())}?", fontsize=8)
+        figure.tight_layout()
+        return figure
+
+    return Explorer(draw, {
+        "shape": ipywidgets.Dropdown(options=cueworld.SHAPES, value=shape, description="shape"),
+        "texture": ipywidgets.Dropdown(options=cueworld.TEXTURES, value=texture, description="texture"),
     })
