@@ -38,9 +38,9 @@ def rotation_anomaly(model: Classifier, rotation: Rotation, images: Tensor, batc
     parts = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
-        logits, turns, _ = rotation.rotation_logits(model, batch)
+        logits, turns, class_logits = rotation.rotation_logits(model, batch)
         turn_loss = F.cross_entropy(logits, turns, reduction="none").reshape(TURNS, len(batch)).sum(0)
-        log_probabilities = F.log_softmax(model(batch), dim=-1)
+        log_probabilities = F.log_softmax(class_logits, dim=-1)
         uniform_kl = -log_probabilities.mean(-1) - math.log(log_probabilities.shape[-1])
         parts.append((turn_loss - uniform_kl).cpu())
     return torch.cat(parts)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from vitlessons.data import cueworld
 from vitlessons.models.wrapper import Classifier, Model
-from vitlessons.objectives.rotation import Rotation
+from vitlessons.objectives.rotation import TURNS, Rotation, quarter_turns
 from vitlessons.perturb import shuffle_patches
 from vitlessons.plot import cue_decisions, figure_png
 
@@ -196,8 +196,6 @@ def rotation_explorer(models: Mapping[str, tuple[Classifier, Rotation]], seed: i
     A shape that looks the same turned (a circle, a square, a cross) gives its head nothing to go on, unless the
     texture has an orientation (stripes, zigzag).
     """
-    from vitlessons.objectives.rotation import TURNS, quarter_turns
-
     def draw(shape: str, texture: str) -> Figure:
         turned, _ = quarter_turns(cueworld.compose(shape, texture, seed, size))
         figure = Figure(figsize=(2.0 * TURNS, 2.0 * (1 + len(models)) * 0.8))

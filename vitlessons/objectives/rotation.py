@@ -43,20 +43,22 @@ class Rotation(Objective):
             self.head = nn.Linear(model.trunk.num_features, TURNS).to(next(model.parameters()).device)
 
     def rotation_logits(self, model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The head's logits for every turned copy, the turn labels, and the pooled features of all copies."""
+        """The head's logits for every turned copy, the turn labels, and the class logits of the upright copies.
+
+        One pass through the network serves both heads: the upright copies are the first quarter of the batch.
+        """
         turned, turns = quarter_turns(images)
         features = model._features(turned)
-        return self.head(features), turns, features
+        return self.head(features), turns, model.trunk.get_classifier()(features[:len(images)])
 
     def step(self, model: nn.Module, batch: tuple[Tensor, ...]) -> StepOutput:
         images, labels = batch
-        logits, turns, features = self.rotation_logits(model, images)
+        logits, turns, class_logits = self.rotation_logits(model, images)
         rotation_loss = F.cross_entropy(logits, turns)
         logs = {"rotation loss": rotation_loss.detach(),
                 "rotation accuracy": (logits.argmax(-1) == turns).float().mean()}
         if self.weight is None:
             return StepOutput(rotation_loss, {"loss": rotation_loss.detach(), **logs})
-        class_logits = model.trunk.get_classifier()(features[:len(images)])  # the upright copies
         loss = F.cross_entropy(class_logits, labels) + self.weight * rotation_loss
         return StepOutput(loss, {"loss": loss.detach(), **logs,
                                  "accuracy": (class_logits.argmax(-1) == labels).float().mean()})
