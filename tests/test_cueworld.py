@@ -97,3 +97,25 @@ def test_bad_arguments_are_explained() -> None:
         make_split("stylised", 4)
     with pytest.raises(ValueError, match="n >= 1"):
         make_split("aligned", 0)
+
+
+def test_a_fixed_texture_angle_gives_stripes_an_up_and_changes_nothing_else() -> None:
+    free = cueworld.make_split("texture", 40, seed=3)
+    upright = cueworld.make_split("texture", 40, seed=3, texture_angle=0.0)
+    assert torch.equal(free.textures, upright.textures) and free.captions == upright.captions
+    stripes = upright.images[upright.textures == cueworld.TEXTURES.index("stripes")].mean(1)
+    # at angle 0 (+-20 degrees) the stripes run top to bottom: pixels vary far more across a row than down a column
+    across, down = stripes.diff(dim=-1).abs().mean(), stripes.diff(dim=-2).abs().mean()
+    assert across > 2 * down
+    turned = cueworld.make_split("texture", 40, seed=3, texture_angle=torch.pi / 2).images[upright.textures == 0].mean(1)
+    assert turned.diff(dim=-2).abs().mean() > 2 * turned.diff(dim=-1).abs().mean()
+
+
+def test_compose_draws_a_silhouette_without_a_texture() -> None:
+    flat = cueworld.compose("heart", None, seed=1)
+    filled = cueworld.compose("heart", "stripes", seed=1)
+    assert flat.shape == filled.shape == (1, 3, 64, 64)
+    inside = (flat - filled).abs().sum(1)[0] > 0.05  # the texture changes pixels inside the shape only
+    assert 0.1 < inside.float().mean() < 0.7
+    with pytest.raises(ValueError, match="or None"):
+        cueworld.compose("heart", "plaid")

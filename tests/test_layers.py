@@ -40,6 +40,16 @@ def test_a_cnn_gives_its_stem_and_stages(images) -> None:
     assert table["stem"].tolist() == pytest.approx(matrix[:, 0].tolist())
 
 
+def test_pooled_layers_are_what_a_probe_reads(images) -> None:
+    vit, cnn = load_model("lab_vit", labels=LABELS), load_model("lab_cnn", labels=LABELS)
+    tokens = layer_representations(vit, images, pooled=True)
+    assert torch.allclose(torch.stack(list(tokens.values())), vit.block_tokens(images).cls, atol=1e-5)
+    maps, pooled = layer_representations(cnn, images), layer_representations(cnn, images, pooled=True)
+    assert [layer.shape[1] for layer in pooled.values()] == [64, 32, 64, 128, 256]
+    stage = maps["stage 4"].reshape(10, 256, 2 * 2)
+    assert torch.allclose(pooled["stage 4"], stage.mean(-1), atol=1e-5)
+
+
 def test_a_network_without_layers_to_read_is_refused(images) -> None:
     plain = Classifier("plain", nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 6)),
                        Preprocessing(64, (0.5,) * 3, (0.5,) * 3, resize=False), LABELS)

@@ -153,7 +153,15 @@ def test_block_probes_score_each_block_and_the_ensemble() -> None:
     vit = lab_vit()
     train, test = cueworld.make_split("aligned", 60, seed=3), cueworld.make_split("aligned", 30, seed=4)
     scores = probes.block_probes(vit, (train.images, train.labels), (test.images, test.labels), ensemble=(2, 3))
-    assert list(scores.index) == [0, 1, 2, 3, "2+3"] and scores.between(0, 1).all()
+    assert list(scores.index) == ["block 0", "block 1", "block 2", "block 3", "block 2 + block 3"]
+    assert scores.between(0, 1).all()
+
+
+def test_block_probes_read_a_cnn_stage_by_stage() -> None:
+    cnn = load_model("lab_cnn", labels=cueworld.CLASS_NAMES)
+    train, test = cueworld.make_split("aligned", 40, seed=3), cueworld.make_split("aligned", 20, seed=4)
+    scores = probes.block_probes(cnn, (train.images, train.labels), (test.images, test.labels))
+    assert list(scores.index) == ["stem", "stage 1", "stage 2", "stage 3", "stage 4"] and scores.between(0, 1).all()
 
 
 def test_patch_drop_curves_drop_the_salient_patches_first() -> None:
@@ -177,3 +185,50 @@ def test_patch_drop_curves_drop_the_salient_patches_first() -> None:
     assert table[("salient (map)", "m")].tolist() == [1.0, 0.0, 0.0]  # the quadrant goes first
     assert table[("non-salient (map)", "m")].tolist() == [1.0, 1.0, 1.0]  # the quadrant goes last
     assert table[("random", "m")][0.0] == 1.0
+
+
+class Halves(nn.Module):
+    """Features: the mean brightness of each half of the image (top, bottom, left, right); sees which side is bright."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))  # a parameter, so the model has a device
+        self.num_features = 4
+
+    def get_classifier(self) -> nn.Module:
+        return nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2] // 2, x.shape[-1] // 2
+        return self.scale * torch.stack([x[..., :h, :].mean((1, 2, 3)), x[..., h:, :].mean((1, 2, 3)),
+                            x[..., :, :w].mean((1, 2, 3)), x[..., :, w:].mean((1, 2, 3))], dim=-1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x
+
+
+def test_a_rotation_probe_reads_which_way_is_up_only_when_the_features_hold_it() -> None:
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(1, 0, 16)[:, None].expand(16, 16)  # bright at the top: these images have an up
+    images = (0.6 * ramp + 0.4 * torch.rand(120, 3, 16, 16, generator=g)).clamp(0, 1)
+    preprocessing = Preprocessing(16, (0.0,) * 3, (1.0,) * 3, resize=False)
+    halves = Classifier("halves", Halves(), preprocessing, ["a"])
+    assert probes.rotation_probe(halves, images[:80], images[80:]) > 0.95
+    blind = Classifier("mean colour", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3)), preprocessing, ["a"])
+    assert probes.rotation_probe(blind, images[:80], images[80:]) < 0.4  # chance is 0.25: the mean has no up
+    flat = torch.rand(120, 3, 16, 16, generator=g)
+    assert probes.rotation_probe(halves, flat[:80], flat[80:]) < 0.4  # features that could, on images without an up
+
+
+def test_turn_accuracy_scores_each_image_over_its_four_turns() -> None:
+    from vitlessons.objectives import Rotation
+
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    model = Classifier("halves", Halves(), Preprocessing(16, (0.0,) * 3, (1.0,) * 3, resize=False), ["a"])
+    rotation = Rotation()
+    rotation.setup(model)
+    scores = probes.turn_accuracy(model, rotation, images, batch_size=4)
+    logits, turns, _ = rotation.rotation_logits(model, images)
+    expected = (logits.argmax(-1) == turns).float().reshape(4, 6).mean(0)
+    assert scores.shape == (6,) and torch.equal(scores, expected)
+    assert set(scores.tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}

@@ -105,7 +105,7 @@ def test_rotation_explorer_shows_four_turns_and_each_heads_guess() -> None:
     rotation = Rotation()
     rotation.setup(model)
     explorer = rotation_explorer({"a": (model, rotation)})
-    assert explorer.values == {"shape": "triangle", "texture": "dots"}
+    assert explorer.values == {"shape": "triangle", "texture": "none (silhouette)"}
     seen = [bytes(explorer.image.value)]
     for control, value in (("shape", "circle"), ("texture", "stripes")):
         explorer.controls[control].value = value

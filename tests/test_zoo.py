@@ -107,3 +107,19 @@ def test_the_shape_token_student_is_trained_once_and_follows_its_teacher(tiny_re
     assert torch.equal(first.model(images), again.model(images))
     assert set(again.history.logs) >= {"loss", "KL", "accuracy", "shape token accuracy", "agreement"}
     assert zoo.cue_world_model("lab_cnn", "randomised", device="cpu", progress=False).loaded  # the teacher, trained once
+
+
+def test_rotation_models_come_back_with_their_heads(tiny_recipes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zoo, "ROTATION_IMAGES", {name: 16 for name in zoo.LAB_MODELS})
+    monkeypatch.setattr(zoo, "ROTATION_VALIDATION", 8)
+    first, head = zoo.rotation_model("lab_cnn", device="cpu", progress=False)
+    again, restored = zoo.rotation_model("lab_cnn", device="cpu", progress=False)
+    assert not first.loaded and again.loaded
+    assert torch.equal(head.head.weight, restored.head.weight)  # the rotation head is cached with its model
+    assert again.history["images seen"] == [16.0, 32.0] and "validation rotation accuracy" in again.history.logs
+    assert "accuracy" not in again.history.logs  # no labels in the pretext task
+    auxiliary, _ = zoo.rotation_model("lab_cnn", auxiliary=True, device="cpu", progress=False)
+    assert not auxiliary.loaded and auxiliary.history["images seen"] == [64.0, 128.0, 192.0]  # chapter 5's 3 epochs
+    assert "accuracy" in auxiliary.history.logs and "rotation accuracy" in auxiliary.history.logs
+    with pytest.raises(ValueError, match="rotation heads"):
+        zoo.rotation_model("resnet50")

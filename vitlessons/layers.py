@@ -17,8 +17,12 @@ from vitlessons.tensors import check_images
 
 
 @torch.no_grad()
-def layer_representations(model: Model, images: Tensor, batch_size: int = 32) -> dict[str, Tensor]:
-    """Each layer's output as (B, features) on the CPU, named "block 0", ... for a ViT and "stem", "stage 1", ... else."""
+def layer_representations(model: Model, images: Tensor, batch_size: int = 32, pooled: bool = False) -> dict[str, Tensor]:
+    """Each layer's output as (B, features) on the CPU, named "block 0", ... for a ViT and "stem", "stage 1", ... else.
+
+    ``pooled`` keeps one vector per image as a linear probe reads it: a ViT's class token (its mean token if it has
+    none), a CNN's feature map averaged over space. Otherwise every token or every position is kept, as CKA compares.
+    """
     check_images(images)
     trunk = model.trunk
     if not hasattr(trunk, "forward_intermediates"):
@@ -31,9 +35,13 @@ def layer_representations(model: Model, images: Tensor, batch_size: int = 32) ->
         x = model.preprocessing(images[start:start + batch_size].to(device))
         if is_vit:
             outputs = trunk.forward_intermediates(x, intermediates_only=True, return_prefix_tokens=True, output_fmt="NLC")
-            layers = [torch.cat([prefix, tokens], dim=1) for tokens, prefix in outputs]
+            if pooled:
+                layers = [prefix[:, 0] if prefix.shape[1] else tokens.mean(1) for tokens, prefix in outputs]
+            else:
+                layers = [torch.cat([prefix, tokens], dim=1) for tokens, prefix in outputs]
         else:
             layers = trunk.forward_intermediates(x, intermediates_only=True)
+            layers = [layer.mean((-2, -1)) for layer in layers] if pooled else layers
         parts.append([layer.flatten(1).float().cpu() for layer in layers])
     names = [f"block {i}" for i in range(len(parts[0]))] if is_vit else \
         ["stem", *(f"stage {i}" for i in range(1, len(parts[0])))]

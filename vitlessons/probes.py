@@ -17,10 +17,13 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from vitlessons import knn
 from vitlessons.evaluate import decisions
+from vitlessons.layers import layer_representations
 from vitlessons.metrics import accuracy
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
 from vitlessons.models.wrapper import Classifier, Model, SelectClasses
+from vitlessons.objectives.rotation import TURNS, Rotation, quarter_turns
 from vitlessons.perturb import patch_drop
 
 
@@ -83,17 +86,44 @@ def linear_probe(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], step
 
 def block_probes(model: Model, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
                  ensemble: Sequence[int] = ()) -> pd.Series:
-    """Linear-probe accuracy on each block's class token and, given block indices, on their tokens concatenated.
+    """Linear-probe accuracy on each layer's pooled features and, given layer positions, on them concatenated.
 
-    Concatenating the class tokens of the last blocks is Naseer et al.'s off-the-shelf feature ensemble.
+    A ViT's layers are its blocks' class tokens, a CNN's its stem and stages averaged over space
+    (``layers.layer_representations``). Concatenating the class tokens of the last blocks is Naseer et al.'s
+    off-the-shelf feature ensemble.
     """
-    features, test_features = block_features(model, train[0]), block_features(model, test[0])
-    scores = {block: linear_probe((f, train[1]), (g, test[1])) for block, (f, g) in enumerate(zip(features, test_features))}
+    features = layer_representations(model, train[0], pooled=True)
+    test_features = layer_representations(model, test[0], pooled=True)
+    scores = {name: linear_probe((features[name], train[1]), (test_features[name], test[1])) for name in features}
     if ensemble:
-        index = list(ensemble)
-        joined = [torch.cat(list(f[index]), dim=-1) for f in (features, test_features)]
-        scores["+".join(str(i) for i in index)] = linear_probe((joined[0], train[1]), (joined[1], test[1]))
-    return pd.Series(scores, name=model.name, dtype=float).rename_axis("block")
+        picked = [list(features)[i] for i in ensemble]
+        joined = [torch.cat([f[name] for name in picked], dim=-1) for f in (features, test_features)]
+        scores[" + ".join(picked)] = linear_probe((joined[0], train[1]), (joined[1], test[1]))
+    return pd.Series(scores, name=model.name, dtype=float).rename_axis("layer")
+
+
+@torch.no_grad()
+def turn_accuracy(model: Model, rotation: Rotation, images: Tensor, batch_size: int = 64) -> Tensor:
+    """(B,) the share of each image's four quarter turns that the rotation head names correctly, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        logits, turns, _ = rotation.rotation_logits(model, batch)
+        parts.append((logits.argmax(-1) == turns).float().reshape(TURNS, len(batch)).mean(0).cpu())
+    return torch.cat(parts)
+
+
+def rotation_probe(model: Model, train: Tensor, test: Tensor) -> float:
+    """Test accuracy of a linear probe naming each image's quarter turn from the model's frozen pooled features.
+
+    Every image goes in four times (``objectives.rotation.quarter_turns``): chance is 0.25, and a model whose
+    features say which way is up, as an ImageNet network's might on photos, scores far above it.
+    """
+    turned, turns = quarter_turns(train)
+    test_turned, test_turns = quarter_turns(test)
+    return linear_probe((knn.features(model, turned), turns), (knn.features(model, test_turned), test_turns))
 
 
 def block_accuracy(model: Classifier, images: Tensor, labels: Tensor) -> pd.Series:

@@ -189,15 +189,18 @@ def attention_mask_explorer(models: Mapping[str, Model], images: torch.Tensor, t
     })
 
 
+SILHOUETTE = "none (silhouette)"  # the rotation explorer's texture choice for a flat shape, the pretext world
+
+
 def rotation_explorer(models: Mapping[str, tuple[Classifier, Rotation]], seed: int = 0, size: int = 64,
-                      shape: str = "triangle", texture: str = "dots") -> Explorer:
+                      shape: str = "triangle", texture: str = SILHOUETTE) -> Explorer:
     """Pick a shape and a texture; see the image in its four quarter turns and each rotation head's guess for each.
 
-    A shape that looks the same turned (a circle, a square, a cross) gives its head nothing to go on, unless the
-    texture has an orientation (stripes, zigzag).
+    A shape that looks the same turned (a circle, a square, a cross) gives its head nothing to go on, and no cue-world
+    texture helps: textures are drawn at any angle.
     """
     def draw(shape: str, texture: str) -> Figure:
-        turned, _ = quarter_turns(cueworld.compose(shape, texture, seed, size))
+        turned, _ = quarter_turns(cueworld.compose(shape, None if texture == SILHOUETTE else texture, seed, size))
         figure = Figure(figsize=(2.0 * TURNS, 2.0 * (1 + len(models)) * 0.8))
         axes = figure.subplots(1 + len(models), TURNS, squeeze=False)
         for turn in range(TURNS):
@@ -220,5 +223,5 @@ def rotation_explorer(models: Mapping[str, tuple[Classifier, Rotation]], seed: i
 
     return Explorer(draw, {
         "shape": ipywidgets.Dropdown(options=cueworld.SHAPES, value=shape, description="shape"),
-        "texture": ipywidgets.Dropdown(options=cueworld.TEXTURES, value=texture, description="texture"),
+        "texture": ipywidgets.Dropdown(options=(SILHOUETTE, *cueworld.TEXTURES), value=texture, description="texture"),
     })

@@ -43,6 +43,7 @@ TEXTURE_ADJECTIVES = ("striped", "checked", "dotted", "ringed", "zigzag", "grain
 CLASS_NAMES = SHAPES  # class k is shape k with texture k; results are named by shape
 SPLITS = ("aligned", "conflict", "silhouette", "edges", "texture", "randomised")
 TEMPLATE_SIZE = 128
+MAX_TILT_DEGREES = 20  # shapes (and oriented textures) turn by at most this much either way: upright stays upright
 CHUNK = 512  # images rendered at once, to bound memory
 
 
@@ -79,8 +80,13 @@ class CueBatch:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator(seed))
 
 
-def make_split(split: str, n: int, seed: int = 0, size: int = 64) -> CueBatch:
-    """Draw ``n`` images of one split, repeatably from ``seed``."""
+def make_split(split: str, n: int, seed: int = 0, size: int = 64, texture_angle: float | None = None) -> CueBatch:
+    """Draw ``n`` images of one split, repeatably from ``seed``.
+
+    Textures are drawn at any angle, so none of them tells which way is up. ``texture_angle`` (radians) draws every
+    texture at that angle instead, tilted like the shapes (``MAX_TILT_DEGREES``): stripes then have an "up" as a
+    zebra's do (chapter 2).
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown cue-world split {split!r}; choose one of {SPLITS}")
     if n < 1 or size < 16:
@@ -88,6 +94,8 @@ def make_split(split: str, n: int, seed: int = 0, size: int = 64) -> CueBatch:
     g = generator(seed)
     shapes, textures = _draw_labels(split, n, g)
     params = _draw_params(n, g)
+    if texture_angle is not None:
+        params["texture_angle"] = texture_angle + params["angle"]
     images, masks = [], []
     for start in range(0, n, CHUNK):
         part = slice(start, start + CHUNK)
@@ -98,13 +106,15 @@ def make_split(split: str, n: int, seed: int = 0, size: int = 64) -> CueBatch:
     return CueBatch(torch.cat(images), shapes, textures, torch.cat(masks), _captions(split, shapes, textures), split)
 
 
-def compose(shape: str, texture: str, seed: int = 0, size: int = 64) -> Tensor:
-    """One (1, 3, H, W) image of the named shape filled with the named texture, to set up a conflict by hand."""
-    if shape not in SHAPES or texture not in TEXTURES:
-        raise ValueError(f"unknown shape {shape!r} or texture {texture!r}; shapes: {SHAPES}, textures: {TEXTURES}")
+def compose(shape: str, texture: str | None, seed: int = 0, size: int = 64) -> Tensor:
+    """One (1, 3, H, W) image of the named shape filled with the named texture (None: a flat silhouette), by hand."""
+    if shape not in SHAPES or (texture is not None and texture not in TEXTURES):
+        raise ValueError(f"unknown shape {shape!r} or texture {texture!r}; shapes: {SHAPES}, textures: {TEXTURES} or None")
     g = generator(seed)
-    shapes, textures = torch.tensor([SHAPES.index(shape)]), torch.tensor([TEXTURES.index(texture)])
-    return _render("conflict", shapes, textures, _draw_params(1, g), size, g)[0]
+    shapes = torch.tensor([SHAPES.index(shape)])
+    if texture is None:
+        return _render("silhouette", shapes, torch.tensor([-1]), _draw_params(1, g), size, g)[0]
+    return _render("conflict", shapes, torch.tensor([TEXTURES.index(texture)]), _draw_params(1, g), size, g)[0]
 
 
 def _draw_labels(split: str, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -129,7 +139,7 @@ def _draw_params(n: int, g: torch.Generator) -> dict[str, Tensor]:
     scale = 0.55 + 0.25 * u(n)
     return {
         "scale": scale,
-        "angle": (u(n) - 0.5) * math.radians(40),  # small tilts keep an upright pose for ch. 2
+        "angle": (u(n) - 0.5) * math.radians(MAX_TILT_DEGREES * 2),  # small tilts keep an upright pose for ch. 2
         "shift": (u(n, 2) * 2 - 1) * (1 - scale)[:, None] * 0.9,
         "background": 0.2 + 0.6 * u(n, 3),
         "dark": 0.4 * u(n, 3),
