@@ -232,3 +232,13 @@ def test_turn_accuracy_scores_each_image_over_its_four_turns() -> None:
     expected = (logits.argmax(-1) == turns).float().reshape(4, 6).mean(0)
     assert scores.shape == (6,) and torch.equal(scores, expected)
     assert set(scores.tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+
+
+def test_layer_probes_score_several_tasks_on_one_read_of_the_features() -> None:
+    cnn = load_model("lab_cnn", labels=cueworld.CLASS_NAMES)
+    train, test = cueworld.make_split("randomised", 40, seed=3), cueworld.make_split("randomised", 20, seed=4)
+    table = probes.layer_probes(cnn, train.images, test.images, {"shape": (train.shapes, test.shapes),
+                                                                  "texture": (train.textures, test.textures)})
+    assert list(table.columns) == ["shape", "texture"] and list(table.index) == ["stem", "stage 1", "stage 2", "stage 3", "stage 4"]
+    alone = probes.block_probes(cnn, (train.images, train.textures), (test.images, test.textures))
+    assert table["texture"].tolist() == alone.tolist()

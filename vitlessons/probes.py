@@ -92,14 +92,21 @@ def block_probes(model: Model, train: tuple[Tensor, Tensor], test: tuple[Tensor,
     (``layers.layer_representations``). Concatenating the class tokens of the last blocks is Naseer et al.'s
     off-the-shelf feature ensemble.
     """
-    features = layer_representations(model, train[0], pooled=True)
-    test_features = layer_representations(model, test[0], pooled=True)
-    scores = {name: linear_probe((features[name], train[1]), (test_features[name], test[1])) for name in features}
+    scores = layer_probes(model, train[0], test[0], {model.name: (train[1], test[1])}, ensemble)[model.name]
+    return scores.rename(model.name)
+
+
+def layer_probes(model: Model, train: Tensor, test: Tensor, labels: Mapping[str, tuple[Tensor, Tensor]],
+                 ensemble: Sequence[int] = ()) -> pd.DataFrame:
+    """Linear-probe accuracy per layer (rows) for each task's (train, test) labels (columns), features read once."""
+    features = layer_representations(model, train, pooled=True)
+    test_features = layer_representations(model, test, pooled=True)
     if ensemble:
         picked = [list(features)[i] for i in ensemble]
-        joined = [torch.cat([f[name] for name in picked], dim=-1) for f in (features, test_features)]
-        scores[" + ".join(picked)] = linear_probe((joined[0], train[1]), (joined[1], test[1]))
-    return pd.Series(scores, name=model.name, dtype=float).rename_axis("layer")
+        for f in (features, test_features):
+            f[" + ".join(picked)] = torch.cat([f[name] for name in picked], dim=-1)
+    return pd.DataFrame({task: {name: linear_probe((features[name], y), (test_features[name], y_test))
+                                for name in features} for task, (y, y_test) in labels.items()}).rename_axis("layer")
 
 
 @torch.no_grad()
@@ -115,15 +122,21 @@ def turn_accuracy(model: Model, rotation: Rotation, images: Tensor, batch_size: 
     return torch.cat(parts)
 
 
+def turned_features(model: Model, images: Tensor) -> tuple[Tensor, Tensor]:
+    """Frozen pooled features of every image in its four quarter turns, and each copy's turn: a rotation probe's data.
+
+    Copy ``k * len(images) + i`` is image ``i`` turned ``k`` times (``objectives.rotation.quarter_turns``).
+    """
+    turned, turns = quarter_turns(images)
+    return knn.features(model, turned), turns
+
+
 def rotation_probe(model: Model, train: Tensor, test: Tensor) -> float:
     """Test accuracy of a linear probe naming each image's quarter turn from the model's frozen pooled features.
 
-    Every image goes in four times (``objectives.rotation.quarter_turns``): chance is 0.25, and a model whose
-    features say which way is up, as an ImageNet network's might on photos, scores far above it.
+    Chance is 0.25; a model whose features say which way is up scores far above it.
     """
-    turned, turns = quarter_turns(train)
-    test_turned, test_turns = quarter_turns(test)
-    return linear_probe((knn.features(model, turned), turns), (knn.features(model, test_turned), test_turns))
+    return linear_probe(turned_features(model, train), turned_features(model, test))
 
 
 def block_accuracy(model: Classifier, images: Tensor, labels: Tensor) -> pd.Series:
