@@ -23,6 +23,7 @@ from vitlessons.layers import layer_representations
 from vitlessons.metrics import accuracy
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
 from vitlessons.models.wrapper import Classifier, Model, SelectClasses
+from vitlessons.ood import turn_scores
 from vitlessons.objectives.rotation import TURNS, Rotation, quarter_turns
 from vitlessons.perturb import patch_drop
 
@@ -109,17 +110,10 @@ def layer_probes(model: Model, train: Tensor, test: Tensor, labels: Mapping[str,
                                 for name in features} for task, (y, y_test) in labels.items()}).rename_axis("layer")
 
 
-@torch.no_grad()
-def turn_accuracy(model: Model, rotation: Rotation, images: Tensor, batch_size: int = 64) -> Tensor:
+def turn_accuracy(model: Classifier, rotation: Rotation, images: Tensor, batch_size: int = 64) -> Tensor:
     """(B,) the share of each image's four quarter turns that the rotation head names correctly, in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    parts = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].to(device)
-        logits, turns, _ = rotation.rotation_logits(model, batch)
-        parts.append((logits.argmax(-1) == turns).float().reshape(TURNS, len(batch)).mean(0).cpu())
-    return torch.cat(parts)
+    return turn_scores(model, rotation, images, lambda logits, turns, _: (logits.argmax(-1) == turns).float()
+                       .reshape(TURNS, -1).mean(0), batch_size)
 
 
 def turned_features(model: Model, images: Tensor) -> tuple[Tensor, Tensor]:
