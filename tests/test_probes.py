@@ -242,3 +242,14 @@ def test_layer_probes_score_several_tasks_on_one_read_of_the_features() -> None:
     assert list(table.columns) == ["shape", "texture"] and list(table.index) == ["stem", "stage 1", "stage 2", "stage 3", "stage 4"]
     alone = probes.block_probes(cnn, (train.images, train.textures), (test.images, test.textures))
     assert table["texture"].tolist() == alone.tolist()
+
+
+def test_turned_features_follow_quarter_turns_order() -> None:
+    from vitlessons.objectives.rotation import quarter_turns
+
+    images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    model = Classifier("halves", Halves(), Preprocessing(16, (0.0,) * 3, (1.0,) * 3, resize=False), ["a"])
+    features, turns = probes.turned_features(model, images, batch_size=2)
+    turned, expected_turns = quarter_turns(images)
+    assert torch.equal(turns, expected_turns)
+    assert torch.allclose(features, nn.functional.normalize(model.features(turned), dim=-1), atol=1e-6)

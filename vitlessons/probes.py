@@ -24,7 +24,7 @@ from vitlessons.metrics import accuracy
 from vitlessons.models.surgery import PARTS, depth, local_attention, max_window, removed
 from vitlessons.models.wrapper import Classifier, Model, SelectClasses
 from vitlessons.ood import turn_scores
-from vitlessons.objectives.rotation import TURNS, Rotation, quarter_turns
+from vitlessons.objectives.rotation import TURNS, Rotation
 from vitlessons.perturb import patch_drop
 
 
@@ -116,13 +116,14 @@ def turn_accuracy(model: Classifier, rotation: Rotation, images: Tensor, batch_s
                        .reshape(TURNS, -1).mean(0), batch_size)
 
 
-def turned_features(model: Model, images: Tensor) -> tuple[Tensor, Tensor]:
+def turned_features(model: Model, images: Tensor, batch_size: int = 16) -> tuple[Tensor, Tensor]:
     """Frozen pooled features of every image in its four quarter turns, and each copy's turn: a rotation probe's data.
 
-    Copy ``k * len(images) + i`` is image ``i`` turned ``k`` times (``objectives.rotation.quarter_turns``).
+    Row ``k * len(images) + i`` is image ``i`` turned ``k`` times, as ``objectives.rotation.quarter_turns`` orders them;
+    one turn is made at a time and read in small batches, so 224 px photos stay within a Binder session's memory.
     """
-    turned, turns = quarter_turns(images)
-    return knn.features(model, turned), turns
+    features = torch.cat([knn.features(model, torch.rot90(images, k, dims=(-2, -1)), batch_size) for k in range(TURNS)])
+    return features, torch.arange(TURNS).repeat_interleave(len(images))
 
 
 def rotation_probe(model: Model, train: Tensor, test: Tensor) -> float:
