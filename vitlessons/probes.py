@@ -93,8 +93,7 @@ def block_probes(model: Model, train: tuple[Tensor, Tensor], test: tuple[Tensor,
     (``layers.layer_representations``). Concatenating the class tokens of the last blocks is Naseer et al.'s
     off-the-shelf feature ensemble.
     """
-    scores = layer_probes(model, train[0], test[0], {model.name: (train[1], test[1])}, ensemble)[model.name]
-    return scores.rename(model.name)
+    return layer_probes(model, train[0], test[0], {model.name: (train[1], test[1])}, ensemble)[model.name]
 
 
 def layer_probes(model: Model, train: Tensor, test: Tensor, labels: Mapping[str, tuple[Tensor, Tensor]],
