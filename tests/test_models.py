@@ -176,6 +176,9 @@ def test_lab_model_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
     restored = load_model("lab_cnn", labels=["a", "b"], device="cpu", checkpoint=tmp_path / "cnn.pt")
     x = torch.rand(3, 3, 64, 64)
     assert torch.allclose(model(x), restored(x))
+    # the CNN's convolutions keep the channels-last layout it trains fastest in, through a restore and a move
+    weights = [m.weight for m in restored.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
 
 
 @pytest.mark.parametrize("bad, message", [

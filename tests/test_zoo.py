@@ -121,5 +121,7 @@ def test_rotation_models_come_back_with_their_heads(tiny_recipes: None, monkeypa
     auxiliary, _ = zoo.rotation_model("lab_cnn", auxiliary=True, device="cpu", progress=False)
     assert not auxiliary.loaded and auxiliary.history["images seen"] == [64.0, 128.0, 192.0]  # chapter 5's 3 epochs
     assert "accuracy" in auxiliary.history.logs and "rotation accuracy" in auxiliary.history.logs
+    vit, _ = zoo.rotation_model("lab_vit", auxiliary=True, device="cpu", progress=False)
+    assert vit.history["images seen"] == [64.0, 128.0]  # chapter 1's ViT recipe, its supervised twin's
     with pytest.raises(ValueError, match="rotation heads"):
         zoo.rotation_model("resnet50")

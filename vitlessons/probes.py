@@ -98,7 +98,10 @@ def block_probes(model: Model, train: tuple[Tensor, Tensor], test: tuple[Tensor,
 
 def layer_probes(model: Model, train: Tensor, test: Tensor, labels: Mapping[str, tuple[Tensor, Tensor]],
                  ensemble: Sequence[int] = ()) -> pd.DataFrame:
-    """Linear-probe accuracy per layer (rows) for each task's (train, test) labels (columns), features read once."""
+    """Linear-probe accuracy per layer (rows) for each task's (train, test) labels (columns), features read once.
+
+    ``ensemble`` (layer positions) adds a row for those layers' features concatenated, Naseer et al.'s ensemble.
+    """
     features = layer_representations(model, train, pooled=True)
     test_features = layer_representations(model, test, pooled=True)
     if ensemble:

@@ -84,8 +84,9 @@ def make_split(split: str, n: int, seed: int = 0, size: int = 64, texture_angle:
     """Draw ``n`` images of one split, repeatably from ``seed``.
 
     Textures are drawn at any angle, so none of them tells which way is up. ``texture_angle`` (radians) draws every
-    texture at that angle instead, tilted like the shapes (``MAX_TILT_DEGREES``): stripes then have an "up" as a
-    zebra's do (chapter 2).
+    texture at that angle instead, tilted like the shapes (``MAX_TILT_DEGREES``): stripes and zigzags then have an
+    "up" as a zebra's do (chapter 2), checks and dots look the same after a quarter turn, and rings and grain have no
+    angle to set.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown cue-world split {split!r}; choose one of {SPLITS}")
