@@ -2,12 +2,18 @@
 
 import math
 
+import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
+from torch import nn
 
-from vitlessons.objectives.contrastive import MAX_LOGIT_SCALE, LogitScale, contrastive_loss, similarity_logits
+from vitlessons.data.sources import TensorSource
+from vitlessons.models import load_model
+from vitlessons.objectives.contrastive import (MAX_LOGIT_SCALE, Contrastive, LogitScale, contrastive_loss,
+                                               similarity_logits)
+from vitlessons.train import Recipe, fit
 
 
 def test_a_perfect_alignment_gives_the_minimum_and_swapping_captions_raises_it() -> None:
@@ -50,3 +56,41 @@ def test_the_learned_temperature_starts_at_clip_s_and_is_clipped() -> None:
     loss.backward()  # the temperature is learnt with the encoders
     with pytest.raises(ValueError, match="positive"):
         LogitScale(0.0)
+
+
+class BagOfWords(nn.Module):
+    """The simplest text tower: the mean embedding of a caption's tokens (padding id 0 ignored)."""
+
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(49408, dim, mode="mean", padding_idx=0)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embedding(tokens)
+
+
+def _caption_accuracy(captions: list[str]) -> list[float]:
+    """A CNN and a bag of words trained contrastively on solid red, green and blue images under ``captions``."""
+    colours = torch.eye(3)[[0, 1, 2, 0]]
+    images = colours[:, :, None, None].expand(-1, -1, 32, 32).repeat(8, 1, 1, 1)
+    tokens = open_clip.get_tokenizer("ViT-B-32")(captions, context_length=8)
+    model = load_model("lab_cnn", labels=["unused"], seed=0, image_size=32)
+    history = fit(model, Contrastive(BagOfWords(), embed_dim=16), TensorSource(images, tokens),
+                  Recipe(epochs=15, batch_size=8, lr=3e-3), seed=0, progress=False)
+    assert history["loss"][-1] < history["loss"][0]
+    return history["caption accuracy"]
+
+
+def test_the_objective_learns_to_match_images_with_their_captions() -> None:
+    captions = ["a red square", "a green square", "a blue square", "a red square"] * 8  # repeats count as hits
+    assert sum(_caption_accuracy(captions)[-3:]) / 3 > 0.9
+    shuffled = [captions[i] for i in torch.randperm(32, generator=torch.Generator().manual_seed(0))]
+    assert sum(_caption_accuracy(shuffled)[-3:]) / 3 < 0.75  # captions unrelated to the images cannot be matched
+
+
+def test_the_objective_owns_and_caches_the_text_tower() -> None:
+    objective = Contrastive(BagOfWords(), embed_dim=16)
+    objective.setup(load_model("lab_cnn", labels=["unused"], seed=0))
+    assert set(objective.state_dict()) >= {"text.embedding.weight", "image_projection.weight", "logit_scale.log_scale"}
+    with pytest.raises(TypeError, match="course model"):
+        objective.setup(nn.Linear(2, 2))

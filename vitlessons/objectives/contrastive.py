@@ -9,10 +9,13 @@ Nothing in it names a class: whatever the captions say is what the two encoders 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from vitlessons.objectives.base import Objective, StepOutput
 
 INITIAL_TEMPERATURE = 0.07  # CLIP's initial temperature: a logit scale of 1 / 0.07
 MAX_LOGIT_SCALE = 100.0  # CLIP clips the scale here, so that training cannot sharpen the logits without limit
@@ -43,3 +46,49 @@ class LogitScale(nn.Module):
 
     def forward(self) -> Tensor:
         return self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp()
+
+
+class Contrastive(Objective):
+    """CLIP's objective for a course image model: a text tower trained beside it, both projected into one space.
+
+    A batch is (images, token ids of their captions). The objective owns the text tower (any module from token ids
+    to features, such as open_clip's ``TextTransformer``), the image projection and the temperature, so they are
+    trained with the image model and cached beside it, as a rotation head is.
+    """
+
+    def __init__(self, text: nn.Module, embed_dim: int, seed: int = 0):
+        super().__init__()
+        self.text, self.embed_dim, self.seed = text, embed_dim, seed
+        self.image_projection: nn.Linear | None = None
+        self.logit_scale = LogitScale()
+
+    def setup(self, model: nn.Module) -> None:
+        if not hasattr(model, "trunk"):  # duck-typed: models import the training loop
+            raise TypeError(f"contrastive training takes a course model (vitlessons.models.Model), got {type(model).__name__}")
+        with torch.random.fork_rng(devices=[]):  # the projection's initial weights depend on the seed only
+            torch.manual_seed(self.seed)
+            self.image_projection = nn.Linear(model.trunk.num_features, self.embed_dim, bias=False)
+        self.to(next(model.parameters()).device)
+
+    def encode_image(self, model: nn.Module, images: Tensor) -> Tensor:
+        """(B, embed_dim) image embeddings in the shared space (not yet normalised)."""
+        return self.image_projection(model._features(images))
+
+    def encode_text(self, tokens: Tensor) -> Tensor:
+        """(B, embed_dim) caption embeddings in the shared space (not yet normalised)."""
+        return self.text(tokens)
+
+    def step(self, model: nn.Module, batch: tuple[Tensor, ...]) -> StepOutput:
+        images, tokens = batch
+        image, text, scale = self.encode_image(model, images), self.encode_text(tokens), self.logit_scale()
+        loss = contrastive_loss(image, text, scale)
+        logits = similarity_logits(image, text, scale).detach()
+        matches = torch.arange(len(logits), device=logits.device)
+        # a caption may repeat within a batch ("a striped star"): any image with the same caption counts as a match
+        same_caption = (tokens[:, None] == tokens[None]).all(-1)
+        hits = same_caption[matches, logits.argmax(-1)].float().mean()
+        return StepOutput(loss, {"loss": loss.detach(), "caption accuracy": hits,
+                                 "logit scale": self.logit_scale().detach()})
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "embed_dim": self.embed_dim, "text": repr(self.text)}
