@@ -76,7 +76,7 @@ def lab_cnn(num_classes: int, image_size: int = 64) -> nn.Module:
     """A ResNet-10 with a quarter of the usual channel widths (any image size works).
 
     Its weights are channels-last: a CPU's convolutions (oneDNN) then run in that layout whatever the input's, which
-    trains this network about 1.45x faster on a 2-core CPU than the default layout (same results up to rounding).
+    trains this network about 1.4x faster on a 2-core CPU than the default layout (same results up to rounding).
     """
     network = ResNet(block=BasicBlock, layers=(1, 1, 1, 1), num_classes=num_classes,
                      stem_width=32, channels=(32, 64, 128, 256))

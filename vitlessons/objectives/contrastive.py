@@ -28,7 +28,11 @@ def similarity_logits(image_embeddings: Tensor, text_embeddings: Tensor, logit_s
 
 def contrastive_loss(image_embeddings: Tensor, text_embeddings: Tensor, logit_scale: Tensor | float) -> Tensor:
     """CLIP's symmetric cross-entropy for N matched (image, text) pairs, pair i being image i with text i."""
-    logits = similarity_logits(image_embeddings, text_embeddings, logit_scale)
+    return symmetric_cross_entropy(similarity_logits(image_embeddings, text_embeddings, logit_scale))
+
+
+def symmetric_cross_entropy(logits: Tensor) -> Tensor:
+    """The mean of the row-wise (image to caption) and column-wise (caption to image) cross-entropies, diagonal right."""
     if logits.shape[0] != logits.shape[1]:
         raise ValueError(f"need one caption per image, got {logits.shape[0]} images and {logits.shape[1]} captions")
     matches = torch.arange(len(logits), device=logits.device)
@@ -80,15 +84,13 @@ class Contrastive(Objective):
 
     def step(self, model: nn.Module, batch: tuple[Tensor, ...]) -> StepOutput:
         images, tokens = batch
-        image, text, scale = self.encode_image(model, images), self.encode_text(tokens), self.logit_scale()
-        loss = contrastive_loss(image, text, scale)
-        logits = similarity_logits(image, text, scale).detach()
-        matches = torch.arange(len(logits), device=logits.device)
+        scale = self.logit_scale()
+        logits = similarity_logits(self.encode_image(model, images), self.encode_text(tokens), scale)
+        loss = symmetric_cross_entropy(logits)
         # a caption may repeat within a batch ("a striped star"): any image with the same caption counts as a match
         same_caption = (tokens[:, None] == tokens[None]).all(-1)
-        hits = same_caption[matches, logits.argmax(-1)].float().mean()
-        return StepOutput(loss, {"loss": loss.detach(), "caption accuracy": hits,
-                                 "logit scale": self.logit_scale().detach()})
+        hits = same_caption.gather(1, logits.detach().argmax(-1, keepdim=True)).float().mean()
+        return StepOutput(loss, {"loss": loss.detach(), "caption accuracy": hits, "logit scale": scale.detach()})
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "embed_dim": self.embed_dim, "text": repr(self.text)}
