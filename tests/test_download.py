@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -20,9 +21,12 @@ from vitlessons.data.download import (
     COMMIT,
     FOLDER,
     REPO,
+    SETS,
+    SKETCH_COMMIT,
     ChecksumMismatch,
     StimuliUnreachable,
     fetch_cue_conflict,
+    fetch_stimuli,
     git_blob_sha1,
     main,
 )
@@ -33,28 +37,39 @@ FILES = {
     "dog/dog4-bear1.png": b"\x89PNG fake dog with bear texture" * 50,
 }
 SMALL = {"expected_files": 3, "expected_folders": 2, "progress": False}
+EDGES = {"cat/cat1.png": b"\x89PNG fake cat outline", "dog/dog7.png": b"\x89PNG fake dog outline"}
 
 
 class FakeGitHub:
     """Serves a tree listing and raw files like GitHub does, and counts the requests it gets."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], edges: dict[str, bytes] | None = None) -> None:
         self.listed = dict(files)  # what the tree listing promises
         self.served = dict(files)  # what the raw endpoint actually returns
+        self.edges = dict(edges or {})  # the edge sketches, at their own commit
         self.requests: Counter[str] = Counter()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def tree(self) -> bytes:
+    def tree(self, commit: str) -> bytes:
         """The git-trees answer, with a folder entry and files outside the stimulus folder to skip."""
-        entries = [{"path": FOLDER, "type": "tree", "sha": "0" * 40}]
+        folder, files = (FOLDER, self.listed) if commit == COMMIT else (SETS["edges"].folder, self.edges)
+        entries = [{"path": folder, "type": "tree", "sha": "0" * 40}]
         entries += [{"path": "README.md", "type": "blob", "sha": "1" * 40, "size": 5}]
-        entries += [{"path": "stimuli/edges/cat/cat1.png", "type": "blob", "sha": "2" * 40, "size": 5}]
+        entries += [{"path": "stimuli/filled-silhouettes/cat/cat1.png", "type": "blob", "sha": "2" * 40, "size": 5}]
         entries += [
-            {"path": f"{FOLDER}/{rel}", "type": "blob", "sha": git_blob_sha1(data), "size": len(data)}
-            for rel, data in self.listed.items()
+            {"path": f"{folder}/{rel}", "type": "blob", "sha": git_blob_sha1(data), "size": len(data)}
+            for rel, data in files.items()
         ]
-        return json.dumps({"sha": COMMIT, "tree": entries, "truncated": False}).encode()
+        return json.dumps({"sha": commit, "tree": entries, "truncated": False}).encode()
+
+    def raw(self, path: str) -> bytes | None:
+        """A raw file's bytes, or None where GitHub would answer 404."""
+        for commit, folder, files in ((COMMIT, FOLDER, self.served), (SKETCH_COMMIT, SETS["edges"].folder, self.edges)):
+            prefix = f"/{REPO}/{commit}/{folder}/"
+            if path.startswith(prefix):
+                return files.get(path[len(prefix):])
+        return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         """A request handler bound to this fake, so each test gets its own files and counts."""
@@ -64,12 +79,9 @@ class FakeGitHub:
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 path = unquote(urlparse(self.path).path)
                 fake.requests[path] += 1
-                raw_prefix = f"/{REPO}/{COMMIT}/{FOLDER}/"
-                if path == f"/repos/{REPO}/git/trees/{COMMIT}":
-                    body = fake.tree()
-                elif path.startswith(raw_prefix) and path[len(raw_prefix):] in fake.served:
-                    body = fake.served[path[len(raw_prefix):]]
-                else:
+                trees = f"/repos/{REPO}/git/trees/"
+                body = fake.tree(path[len(trees):]) if path.startswith(trees) else fake.raw(path)
+                if body is None:
                     self.send_error(404)
                     return
                 self.send_response(200)
@@ -90,7 +102,7 @@ class FakeGitHub:
 @pytest.fixture()
 def github():
     """A fake GitHub on a random local port, shut down after the test."""
-    fake = FakeGitHub(FILES)
+    fake = FakeGitHub(FILES, EDGES)
     thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield fake
@@ -176,7 +188,7 @@ def test_unreachable_server_fails_fast_and_clearly(tmp_path: Path) -> None:
 
 def test_cli_reports_offline_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = f"http://127.0.0.1:{_closed_port()}"
-    code = main(["--dest", str(tmp_path), "--api-base", base, "--raw-base", base, "--timeout", "2"])
+    code = main(["--set", "cue-conflict", "--dest", str(tmp_path), "--api-base", base, "--raw-base", base, "--timeout", "2"])
     out, err = capsys.readouterr()
     assert code != 0
     assert "CC BY 4.0" in out
@@ -188,11 +200,31 @@ def test_cli_success(github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.Mon
     """Through `vitlessons fetch`, the command every install has (pip and Colab installs have no data_scripts/)."""
     from vitlessons.cli import main as vitlessons_command
 
-    monkeypatch.setattr(download, "EXPECTED_FILES", 3)  # main() reads the defaults at call time
-    monkeypatch.setattr(download, "EXPECTED_FOLDERS", 2)
-    code = vitlessons_command(["fetch", "--dest", str(tmp_path), "--api-base", github.base, "--raw-base", github.base])
+    small = {"cue-conflict": replace(SETS["cue-conflict"], files=3, folders=2),
+             "edges": replace(SETS["edges"], files=2, folders=2)}
+    monkeypatch.setattr(download, "SETS", small)  # main() reads the sets at call time
+    monkeypatch.setenv("VITLESSONS_DATA", str(tmp_path))
+    code = vitlessons_command(["fetch", "--api-base", github.base, "--raw-base", github.base])
     assert code == 0
-    assert (tmp_path / "cat/cat1-cat3.png").read_bytes() == FILES["cat/cat1-cat3.png"]
+    assert (tmp_path / "cue-conflict/cat/cat1-cat3.png").read_bytes() == FILES["cat/cat1-cat3.png"]
+    assert (tmp_path / "edges/dog/dog7.png").read_bytes() == EDGES["dog/dog7.png"]
+
+
+def test_edges_come_from_their_own_folder_and_commit(github: FakeGitHub, tmp_path: Path) -> None:
+    dest = fetch_stimuli("edges", tmp_path / "edges", api_base=github.base, raw_base=github.base,
+                         expected_files=2, expected_folders=2, progress=False)
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.png")) == sorted(EDGES)
+    assert github.requests[f"/repos/{REPO}/git/trees/{SKETCH_COMMIT}"] == 1
+    with pytest.raises(download.FetchError, match="lists 2 PNG files under stimuli/edges, expected 160"):
+        fetch_stimuli("edges", tmp_path / "again", api_base=github.base, raw_base=github.base, progress=False)
+
+
+def test_unknown_set_and_dest_for_all_sets_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="unknown stimulus set 'sketches'"):
+        fetch_stimuli("sketches", tmp_path)
+    with pytest.raises(SystemExit):
+        main(["--dest", str(tmp_path)])
+    assert "--dest takes one set" in capsys.readouterr().err
 
 
 def test_the_installed_command_offers_fetch_and_prefetch() -> None:

@@ -1,4 +1,4 @@
-"""The cue-conflict loader on a small folder built here in the published naming."""
+"""The stimulus loaders (cue conflict, edges, silhouettes) on small folders built here in the published naming."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from vitlessons.data.categories import CATEGORIES
 from vitlessons.data.stimuli import (
     CueConflictStimuli,
     load_cue_conflict,
+    load_sketches,
     parse_stimulus_name,
     stimuli_available,
     stimuli_dir,
@@ -139,6 +140,42 @@ def test_bad_size(stimuli_root, size) -> None:
 def test_stimuli_dir_follows_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VITLESSONS_DATA", str(tmp_path))
     assert stimuli_dir() == tmp_path / "cue-conflict"
+    assert stimuli_dir("edges") == tmp_path / "edges"
+    with pytest.raises(ValueError, match="unknown stimulus set 'sketches'"):
+        stimuli_dir("sketches")
+
+
+def _sketches(root: Path) -> None:
+    """The published edge layout: ten ``<category><n>.png`` per category folder, a colour per category."""
+    for index, category in enumerate(CATEGORIES):
+        for n in range(1, 11):
+            _write(root / category / f"{category}{n}.png", _colour(index))
+
+
+def test_sketches_are_labelled_by_their_folder(tmp_path: Path) -> None:
+    _sketches(tmp_path / "edges")
+    sketches = load_sketches("edges", tmp_path / "edges", size=8)
+    assert len(sketches) == 160 and sketches.images.shape == (160, 3, 8, 8) and sketches.kind == "edges"
+    assert sketches.labels.bincount().tolist() == [10] * 16
+    for image, label, path in zip(sketches.images, sketches.labels, sketches.paths):
+        assert CATEGORIES[label] == path.parent.name
+        expected = torch.tensor(_colour(int(label)), dtype=torch.float32) / 255
+        assert torch.allclose(image[:, 0, 0], expected, atol=1e-6)
+
+
+def test_incomplete_or_misnamed_sketches_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "silhouettes"
+    with pytest.raises(FileNotFoundError, match="vitlessons fetch --set silhouettes --dest"):
+        load_sketches("silhouettes", root)
+    _sketches(root)
+    (root / "cat" / "cat10.png").rename(root / "cat" / "dog11.png")
+    with pytest.raises(ValueError, match="not named '<category><n>.png' after their folder.*cat/dog11.png"):
+        load_sketches("silhouettes", root)
+    (root / "cat" / "dog11.png").unlink()
+    with pytest.raises(FileNotFoundError, match="found 159 PNG files, expected 160"):
+        load_sketches("silhouettes", root)
+    with pytest.raises(ValueError, match="unknown sketch set"):
+        load_sketches("cue-conflict", root)
 
 
 def test_mismatched_fields_are_refused() -> None:

@@ -1,6 +1,6 @@
 """The ``vitlessons`` command, which every install has (a pip or Colab install has no ``data_scripts/``).
 
-    vitlessons fetch                     download the 1,280 cue-conflict stimuli
+    vitlessons fetch                     download the stimuli: cue conflict, edges, silhouettes
     vitlessons fetch-images imagenette   download Imagenette, ImageNet-R or ImageNet-A (chapter 5 at paper scale)
     vitlessons sweep --models ...        the corruption sweep, on one process or under torchrun
     vitlessons prefetch --all            fetch hub weights and stimuli once, for offline use
@@ -32,7 +32,7 @@ def _chapter_notebooks(given: list[Path]) -> list[Path]:
 
 # Subcommands that hand their arguments to a module's own command line.
 DELEGATED = {
-    "fetch": ("vitlessons.data.download", "download the 1,280 cue-conflict stimuli (checksummed, resumable)"),
+    "fetch": ("vitlessons.data.download", "download the cue-conflict, edge and silhouette stimuli (checksummed, resumable)"),
     "fetch-images": ("vitlessons.data.imagenet", "download Imagenette, ImageNet-R or ImageNet-A (pinned, checksummed)"),
     "prefetch": ("vitlessons.prefetch", "fetch hub weights and the stimuli once, for a classroom or offline use"),
     "sweep": ("vitlessons.robustness", "accuracy under every corruption and severity, on one process or many"),

@@ -1,6 +1,6 @@
 """Fetch everything the paper-scale chapters need, once, so a classroom can then work offline.
 
-    vitlessons prefetch --all            # every hub model and the cue-conflict stimuli
+    vitlessons prefetch --all            # every hub model and the stimuli (cue conflict, edges, silhouettes)
     vitlessons prefetch resnet50 deit_s  # just these models
     vitlessons prefetch --lab            # warm what lab scale uses and train the lab models (Binder's postBuild)
 
@@ -16,7 +16,7 @@ import sys
 
 from vitlessons.config import hub_cache_dir
 from vitlessons.data import photos
-from vitlessons.data.download import FetchError, fetch_cue_conflict
+from vitlessons.data.download import SETS, FetchError, fetch_stimuli
 from vitlessons.models.hub import WeightsUnavailable
 from vitlessons.models.registry import REGISTRY, load_model
 
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help=f"model names, from: {', '.join(HUB_MODELS)}")
     parser.add_argument("--all", action="store_true", help="every hub model and the stimuli")
-    parser.add_argument("--stimuli", action="store_true", help="the 1,280 cue-conflict stimuli")
+    parser.add_argument("--stimuli", action="store_true", help="the stimuli: 1,280 cue-conflict images, 160 edges, 160 silhouettes")
     parser.add_argument("--lab", action="store_true",
                         help="load what lab scale uses (EfficientNet-Lite0, the photos), build matplotlib's font cache "
                              "and train the lab models into the cache")
@@ -85,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             print(f"{name}: failed: {error}", file=sys.stderr)
     if args.all or args.stimuli:
-        try:
-            fetch_cue_conflict()
-        except FetchError as error:
-            failed.append("stimuli")
-            print(f"stimuli: failed: {error}", file=sys.stderr)
+        for name in SETS:
+            try:
+                fetch_stimuli(name)
+            except FetchError as error:
+                failed.append(f"{name} stimuli")
+                print(f"{name} stimuli: failed: {error}", file=sys.stderr)
     if failed:
         print(f"Not fetched: {', '.join(failed)}.", file=sys.stderr)
     return 1 if failed else 0

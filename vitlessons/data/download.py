@@ -1,7 +1,12 @@
-"""Fetch the cue-conflict stimuli of Geirhos et al. (2019) from GitHub, verified file by file.
+"""Fetch Geirhos et al.'s stimuli from GitHub, verified file by file: cue-conflict images and their sketches.
 
-Source: https://github.com/rgeirhos/texture-vs-shape, folder ``stimuli/style-transfer-preprocessed-512``
-(1,280 PNG images in 16 category folders), pinned at commit ``ef10e3ed6e41da1af0f0f8e0dfcea40ed838ee25``.
+Source: https://github.com/rgeirhos/texture-vs-shape. Three sets (``SETS``), each a folder of PNG images in 16
+category folders, pinned at a commit:
+
+- ``cue-conflict``: ``stimuli/style-transfer-preprocessed-512``, 1,280 images, at ``ef10e3ed6e41``;
+- ``edges``: ``stimuli/edges``, 160 line drawings (chapter 4's sketches), at ``bbdfbf7bc606``;
+- ``silhouettes``: ``stimuli/filled-silhouettes``, 160 black shapes on white, at ``bbdfbf7bc606``.
+
 The stimuli are by Robert Geirhos, Patricia Rubisch, Claudio Michaelis, Matthias Bethge,
 Felix A. Wichmann and Wieland Brendel and are licensed CC BY 4.0
 (https://creativecommons.org/licenses/by/4.0/): cite the paper when you use them.
@@ -31,22 +36,39 @@ from urllib.parse import quote
 
 from tqdm.auto import tqdm
 
-from vitlessons.data.stimuli import FETCH_COMMAND, N_STIMULI, stimuli_available, stimuli_dir
+from vitlessons.data.stimuli import FETCH_COMMAND, STIMULUS_SETS, stimuli_available, stimuli_dir
 
 REPO = "rgeirhos/texture-vs-shape"
-COMMIT = "ef10e3ed6e41da1af0f0f8e0dfcea40ed838ee25"
+COMMIT = "ef10e3ed6e41da1af0f0f8e0dfcea40ed838ee25"  # the cue-conflict images
+SKETCH_COMMIT = "bbdfbf7bc606d879612247a2cac5a5a9be321195"  # added edges/ and filled-silhouettes/; unchanged since
 FOLDER = "stimuli/style-transfer-preprocessed-512"
-DOWNLOAD_MB = 136.5  # the 1,280 files of FOLDER at COMMIT: 136,489,547 bytes
 API_BASE = "https://api.github.com"
 RAW_BASE = "https://raw.githubusercontent.com"
-EXPECTED_FILES = N_STIMULI
-EXPECTED_FOLDERS = 16
 TIMEOUT_S = 10.0
 CHUNK_BYTES = 1 << 16
 LICENCE_NOTE = (
-    "Cue-conflict stimuli by Geirhos et al. (2019), https://github.com/rgeirhos/texture-vs-shape, "
+    "Stimuli by Geirhos et al. (2019), https://github.com/rgeirhos/texture-vs-shape, "
     "licensed CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)."
 )
+
+
+@dataclass(frozen=True)
+class StimulusSet:
+    """One pinned folder of the repository: where it is, how many files it must hold, how big it is."""
+
+    name: str  # also the folder under the data directory (``stimuli.stimuli_dir(name)``)
+    folder: str
+    commit: str
+    files: int
+    megabytes: float
+    folders: int = 16
+
+
+SETS = {s.name: s for s in (
+    StimulusSet("cue-conflict", FOLDER, COMMIT, STIMULUS_SETS["cue-conflict"], 136.5),  # 136,489,547 bytes
+    StimulusSet("edges", "stimuli/edges", SKETCH_COMMIT, STIMULUS_SETS["edges"], 0.5),  # 521,731 bytes
+    StimulusSet("silhouettes", "stimuli/filled-silhouettes", SKETCH_COMMIT, STIMULUS_SETS["silhouettes"], 1.0),  # 1,017,813
+)}
 
 
 class FetchError(RuntimeError):
@@ -80,15 +102,15 @@ def tree_url(api_base: str = API_BASE, commit: str = COMMIT) -> str:
     return f"{api_base.rstrip('/')}/repos/{REPO}/git/trees/{commit}?recursive=1"
 
 
-def raw_url(relative: str, raw_base: str = RAW_BASE, commit: str = COMMIT) -> str:
-    """The raw-content address of one file of the stimulus folder at the pinned commit."""
-    return f"{raw_base.rstrip('/')}/{REPO}/{commit}/{quote(f'{FOLDER}/{relative}')}"
+def raw_url(relative: str, raw_base: str = RAW_BASE, commit: str = COMMIT, folder: str = FOLDER) -> str:
+    """The raw-content address of one file of a stimulus folder at a pinned commit."""
+    return f"{raw_base.rstrip('/')}/{REPO}/{commit}/{quote(f'{folder}/{relative}')}"
 
 
 def _unreachable(url: str, reason: object) -> StimuliUnreachable:
     """The offline error, worded so a learner knows nothing is broken and what happens next."""
     return StimuliUnreachable(
-        f"The cue-conflict stimuli could not be reached at {url} ({reason}). "
+        f"The stimuli could not be reached at {url} ({reason}). "
         "Without them the course falls back to lab scale. "
         f"When you are online, run `{FETCH_COMMAND}` again."
     )
@@ -108,18 +130,18 @@ def _open(url: str, timeout: float) -> http.client.HTTPResponse:
         raise _unreachable(url, str(error) or "timed out") from error
 
 
-def _safe_relative(relative: str) -> str:
+def _safe_relative(relative: str, folder: str) -> str:
     """Refuse listed paths that would land outside a ``<category>/<file>.png`` slot of the folder."""
     parts = PurePosixPath(relative).parts
     if len(parts) != 2 or any(part in ("", ".", "..") for part in parts):
-        raise FetchError(f"unexpected path in the tree listing: {FOLDER}/{relative}")
+        raise FetchError(f"unexpected path in the tree listing: {folder}/{relative}")
     return relative
 
 
 def list_remote_files(
-    api_base: str = API_BASE, commit: str = COMMIT, timeout: float = TIMEOUT_S
+    api_base: str = API_BASE, commit: str = COMMIT, timeout: float = TIMEOUT_S, folder: str = FOLDER
 ) -> list[RemoteFile]:
-    """The PNG files of the stimulus folder at ``commit`` with their blob SHA-1s, sorted by path."""
+    """The PNG files of one stimulus folder at ``commit`` with their blob SHA-1s, sorted by path."""
     url = tree_url(api_base, commit)
     try:
         with _open(url, timeout) as response:
@@ -132,10 +154,10 @@ def list_remote_files(
         raise FetchError(f"{url} returned JSON without a 'tree' list")
     if listing.get("truncated"):
         raise FetchError(f"{url} returned a truncated tree listing; the stimuli cannot be listed in one call")
-    prefix = f"{FOLDER}/"
+    prefix = f"{folder}/"
     try:
         files = [
-            RemoteFile(_safe_relative(entry["path"][len(prefix):]), str(entry["sha"]), int(entry["size"]))
+            RemoteFile(_safe_relative(entry["path"][len(prefix):], folder), str(entry["sha"]), int(entry["size"]))
             for entry in listing["tree"]
             if entry.get("type") == "blob" and str(entry.get("path", "")).startswith(prefix)
             and entry["path"].endswith(".png")
@@ -150,9 +172,8 @@ def _verified(path: Path, sha: str) -> bool:
     return path.is_file() and git_blob_sha1(path.read_bytes()) == sha
 
 
-def _download(remote: RemoteFile, target: Path, raw_base: str, commit: str, timeout: float) -> None:
+def _download(remote: RemoteFile, target: Path, url: str, timeout: float) -> None:
     """Stream one file into a temp file beside ``target``, verify it, then move it into place."""
-    url = raw_url(remote.path, raw_base, commit)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     temp = Path(temp_name)
@@ -186,48 +207,66 @@ def _check_complete(dest: Path, expected_files: int, expected_folders: int) -> N
         )
 
 
-def fetch_cue_conflict(
+def fetch_stimuli(
+    name: str = "cue-conflict",
     dest: Path | None = None,
     *,
     force: bool = False,
     api_base: str = API_BASE,
     raw_base: str = RAW_BASE,
-    commit: str = COMMIT,
-    expected_files: int = EXPECTED_FILES,
-    expected_folders: int = EXPECTED_FOLDERS,
+    commit: str | None = None,
+    expected_files: int | None = None,
+    expected_folders: int | None = None,
     timeout: float = TIMEOUT_S,
     progress: bool = True,
 ) -> Path:
-    """Download the stimuli into ``dest`` (default ``stimuli_dir()``), skipping files that already verify."""
-    dest = stimuli_dir() if dest is None else Path(dest).expanduser()
+    """Download one of ``SETS`` into ``dest`` (default ``stimuli_dir(name)``), skipping files that already verify.
+
+    ``commit``, ``expected_files`` and ``expected_folders`` default to the set's pinned values (tests change them).
+    """
+    if name not in SETS:
+        raise ValueError(f"unknown stimulus set {name!r}; choose one of {', '.join(SETS)}")
+    chosen = SETS[name]
+    commit = chosen.commit if commit is None else commit
+    expected_files = chosen.files if expected_files is None else expected_files
+    expected_folders = chosen.folders if expected_folders is None else expected_folders
+    dest = stimuli_dir(name) if dest is None else Path(dest).expanduser()
     if not force and stimuli_available(dest, expected=expected_files):
         if progress:
-            print(f"{expected_files} stimuli already in {dest}; use --force to download and verify them again.")
+            print(f"{expected_files} {name} stimuli already in {dest}; use --force to download and verify them again.")
         return dest  # complete already: a classroom can rerun this offline
-    remote = list_remote_files(api_base, commit, timeout)
+    remote = list_remote_files(api_base, commit, timeout, chosen.folder)
     if len(remote) != expected_files:
         raise FetchError(
-            f"{tree_url(api_base, commit)} lists {len(remote)} PNG files under {FOLDER}, "
+            f"{tree_url(api_base, commit)} lists {len(remote)} PNG files under {chosen.folder}, "
             f"expected {expected_files}"
         )
     todo = [f for f in remote if force or not _verified(dest / f.path, f.sha)]
-    for item in tqdm(todo, desc="cue-conflict stimuli", unit="file", disable=not progress or not todo):
-        _download(item, dest / item.path, raw_base, commit, timeout)
+    for item in tqdm(todo, desc=f"{name} stimuli", unit="file", disable=not progress or not todo):
+        _download(item, dest / item.path, raw_url(item.path, raw_base, commit, chosen.folder), timeout)
     _check_complete(dest, expected_files, expected_folders)
     if progress:
         kept = len(remote) - len(todo)
-        print(f"{len(remote)} stimuli ready in {dest} ({len(todo)} downloaded, {kept} already there).")
+        print(f"{len(remote)} {name} stimuli ready in {dest} ({len(todo)} downloaded, {kept} already there).")
     return dest
 
 
+def fetch_cue_conflict(dest: Path | None = None, **options: object) -> Path:
+    """The 1,280 cue-conflict images (chapter 1's shape bias): ``fetch_stimuli("cue-conflict", ...)``."""
+    return fetch_stimuli("cue-conflict", dest, **options)
+
+
 def _parser() -> argparse.ArgumentParser:
-    """Command-line options of ``vitlessons-fetch``."""
+    """Command-line options of ``vitlessons fetch``."""
+    sizes = ", ".join(f"{s.name} ({s.files} images, {s.megabytes:g} MB)" for s in SETS.values())
     parser = argparse.ArgumentParser(
         prog="vitlessons fetch",
-        description=f"Download the 1,280 cue-conflict stimuli, verified against commit {COMMIT[:10]}. "
-        + LICENCE_NOTE,
+        description=f"Download Geirhos et al.'s stimuli, verified against pinned commits: {sizes}. " + LICENCE_NOTE,
     )
-    parser.add_argument("--dest", type=Path, default=None, help=f"target folder (default: {stimuli_dir()})")
+    parser.add_argument("--set", dest="sets", choices=(*SETS, "all"), default="all",
+                        help="which stimuli (default: all three)")
+    parser.add_argument("--dest", type=Path, default=None,
+                        help="target folder, for one --set only (default: the data directory's folder of that set)")
     parser.add_argument("--force", action="store_true", help="download every file again, even verified ones")
     parser.add_argument("--api-base", default=API_BASE, help="GitHub API base URL (for mirrors and tests)")
     parser.add_argument("--raw-base", default=RAW_BASE, help="raw-content base URL (for mirrors and tests)")
@@ -237,17 +276,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fetch from the command line; exits non-zero with a one-paragraph message, no traceback."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    names = tuple(SETS) if args.sets == "all" else (args.sets,)
+    if args.dest is not None and len(names) > 1:
+        parser.error("--dest takes one set: add --set cue-conflict, --set edges or --set silhouettes")
     print(LICENCE_NOTE)
-    return exit_status(lambda: fetch_cue_conflict(
-        args.dest,
-        force=args.force,
-        api_base=args.api_base,
-        raw_base=args.raw_base,
-        expected_files=EXPECTED_FILES,
-        expected_folders=EXPECTED_FOLDERS,
-        timeout=args.timeout,
-    ))
+    return exit_status(lambda: [fetch_stimuli(name, args.dest, force=args.force, api_base=args.api_base,
+                                              raw_base=args.raw_base, timeout=args.timeout) for name in names])
 
 
 def exit_status(fetch: Callable[[], object]) -> int:

@@ -1,4 +1,4 @@
-"""The cue-conflict stimuli of Geirhos et al. (2019), read from their published folder layout.
+"""The stimuli of Geirhos et al. (2019), read from their published folder layout: cue conflict and sketches.
 
 Geirhos, Rubisch, Michaelis, Bethge, Wichmann and Brendel, "ImageNet-trained CNNs are biased
 towards texture; increasing shape bias improves accuracy and robustness", ICLR 2019. The images
@@ -9,6 +9,10 @@ Layout: ``<root>/<category>/<shape><n>-<texture><m>.png``, 1,280 images in 16 ca
 the folder is the shape category. 80 images have the same shape and texture category (such as
 ``cat1-cat3.png``); the shape-bias measure leaves them out, which ``CueConflictStimuli.conflict``
 makes easy.
+
+The same repository holds the images' sketches, 160 each in the same 16 category folders, named
+``<category><n>.png``: ``edges`` (line drawings) and ``silhouettes`` (filled black shapes). ``load_sketches``
+reads them with their category labels (chapter 4).
 """
 
 from __future__ import annotations
@@ -26,14 +30,19 @@ from vitlessons import config
 from vitlessons.data.categories import CATEGORIES
 
 N_STIMULI = 1280
+STIMULUS_SETS = {"cue-conflict": N_STIMULI, "edges": 160, "silhouettes": 160}  # images per set
+SKETCHES = ("edges", "silhouettes")
 FETCH_COMMAND = "vitlessons fetch"
 _NAME = re.compile(r"([a-z]+)(\d+)-([a-z]+)(\d+)(?:\.png)?")
+_SKETCH_NAME = re.compile(r"([a-z]+)\d+\.png")
 _MAX_LISTED = 5
 
 
-def stimuli_dir() -> Path:
-    """Where the fetch script puts the stimuli, so loader and downloader agree without arguments."""
-    return config.data_dir() / "cue-conflict"
+def stimuli_dir(name: str = "cue-conflict") -> Path:
+    """Where the fetch script puts one set of stimuli, so loader and downloader agree without arguments."""
+    if name not in STIMULUS_SETS:
+        raise ValueError(f"unknown stimulus set {name!r}; choose one of {', '.join(STIMULUS_SETS)}")
+    return config.data_dir() / name
 
 
 def _pngs(folder: Path) -> list[Path]:
@@ -41,10 +50,10 @@ def _pngs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".png" and p.is_file())
 
 
-def _fetch_hint(root: Path) -> str:
+def _fetch_hint(root: Path, name: str = "cue-conflict") -> str:
     """The exact command that fills ``root``, so an error message can be pasted into a shell."""
-    dest = "" if root == stimuli_dir() else f" --dest {root}"
-    return f"`{FETCH_COMMAND}{dest}`"
+    dest = "" if root == stimuli_dir(name) else f" --dest {root}"
+    return f"`{FETCH_COMMAND} --set {name}{dest}`"
 
 
 def _missing_parts(root: Path, expected: int | None) -> list[str]:
@@ -180,3 +189,34 @@ def load_cue_conflict(
         texture_labels=torch.tensor([CATEGORIES.index(t) for _, t in labels], dtype=torch.int64),
         paths=paths,
     )
+
+
+@dataclass
+class SketchStimuli:
+    """Line drawings or silhouettes of the 16 categories, one label each: a shape with no texture to go by."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    paths: list[Path]
+    kind: str
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def load_sketches(kind: str, root: Path | None = None, size: int = 224) -> SketchStimuli:
+    """The 160 ``edges`` or ``silhouettes`` images as one tensor, labelled by their category folder."""
+    if kind not in SKETCHES:
+        raise ValueError(f"unknown sketch set {kind!r}; choose one of {SKETCHES}")
+    root = stimuli_dir(kind) if root is None else Path(root)
+    missing = _missing_parts(root, STIMULUS_SETS[kind])
+    if missing:
+        raise FileNotFoundError(f"The {kind} stimuli in {root} are missing or incomplete ({'; '.join(missing)}). "
+                                f"Fetch them with {_fetch_hint(root, kind)}.")
+    paths = [p for category in CATEGORIES for p in _pngs(root / category)]
+    misnamed = [p for p in paths if (m := _SKETCH_NAME.fullmatch(p.name)) is None or m.group(1) != p.parent.name]
+    if misnamed:
+        raise ValueError(f"{len(misnamed)} {kind} file(s) in {root} are not named '<category><n>.png' after their "
+                         f"folder, for example {misnamed[0].parent.name}/{misnamed[0].name}")
+    return SketchStimuli(torch.stack([_read_image(p, size) for p in paths]),
+                         torch.tensor([CATEGORIES.index(p.parent.name) for p in paths]), paths, kind)
