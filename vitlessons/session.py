@@ -60,7 +60,7 @@ def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     specs = [get_spec(name) for name in needs.models]
     downloads = {s.name: s.download_mb for s in specs if s.hub_files is not None and cached_weights(s.name) is None}
     if needs.stimuli and not stimuli_available():
-        downloads[STIMULI] = download.DOWNLOAD_MB
+        downloads[STIMULI] = download.SETS["cue-conflict"].megabytes
     if needs.labelled_images and not imagenet.paper_images_available():
         downloads[IMAGENETTE] = imagenet.DOWNLOAD_MB["imagenette"]
     images = min(needs.images, paper_images() or needs.images)
