@@ -29,8 +29,8 @@ from vitlessons.train import History, Recipe, Source, fit
 FORMAT = 2  # 2: weights stored through storage.save_checked
 PACKAGE = Path(__file__).resolve().parent
 # The code that decides what training produces: a change to any of it retrains every cached model.
-TRAINING_CODE = ("train.py", "objectives", "models/lab.py", "models/wrapper.py", "data/cueworld.py", "data/sources.py",
-                 "perturb/crops.py")
+TRAINING_CODE = ("train.py", "objectives", "models/lab.py", "models/text.py", "models/wrapper.py", "data/cueworld.py",
+                 "data/sources.py", "perturb/crops.py")
 
 
 @dataclass

@@ -13,15 +13,16 @@ from typing import Any
 import torch
 
 from vitlessons.data import cueworld
-from vitlessons.data.sources import CueWorldStream, TensorSource
+from vitlessons.data.sources import CaptionedStream, CueWorldStream, TensorSource
 from vitlessons.models.lab import IMAGES_PER_EPOCH, RECIPES
-from vitlessons.objectives import Classification, Dino, Rotation, ShapeDistillation
+from vitlessons.models.text import Tokenizer, lab_text
+from vitlessons.objectives import Classification, Contrastive, Dino, Rotation, ShapeDistillation
 from vitlessons.perturb.crops import MultiCrop
 from vitlessons.train import Recipe
 from vitlessons.trained import TrainedModel, train_or_load
 
 LAB_MODELS = ("lab_cnn", "lab_vit")
-TRAINING_SPLITS = ("aligned", "randomised")
+TRAINING_SPLITS = ("aligned", "randomised", "conflict")  # conflict: chapter 4's supervised twin of the tiny CLIP
 VALIDATION_IMAGES = 600
 SHORT_CNN_EPOCHS = 3  # chapter 5 stops a CNN here, near the lab ViT's clean accuracy
 # Variants that later chapters train beside chapter 1's models, as (name, split, options of cue_world_model).
@@ -135,4 +136,30 @@ def rotation_model(name: str, auxiliary: bool = False, seed: int = 0, device: to
     run = train_or_load(name, objective, CueWorldStream(split, images=images, seed=seed), recipe, seed=seed,
                         device=device, progress=progress, validation=TensorSource(held_out.images, held_out.labels),
                         labels=cueworld.CLASS_NAMES)
+    return run, objective
+
+
+# Chapter 4's tiny CLIP: the lab ViT and a small text transformer (``models.text``) trained to match cue-world images
+# with captions written from ``cueworld.CAPTION_TEMPLATES``. Its images are the conflict split's: every (shape,
+# texture) pair but the six of the aligned world, which are held out of training entirely and left for zero-shot.
+# The recipe is chapter 1's ViT recipe; its supervised twin (``cue_world_model("lab_vit", CLIP_SPLIT)``) sees the
+# same images in the same order with their shape labels, so only the supervision differs (Fang et al.'s control).
+CLIP_SPLIT = "conflict"
+CLIP_EMBED_DIM = 128
+CLIP_VALIDATION = 256  # one evaluation batch: caption accuracy is measured among 256 captions
+
+
+def clip_model(seed: int = 0, device: torch.device | str | None = None,
+               progress: bool = True) -> tuple[TrainedModel, Contrastive]:
+    """The lab ViT trained with captions instead of labels, and the objective that holds its text tower and temperature.
+
+    ``models.clip.LabClip(run.model, objective)`` puts the two behind open_clip's CLIP interface.
+    """
+    objective = Contrastive(lab_text(CLIP_EMBED_DIM, seed=seed), CLIP_EMBED_DIM, seed=seed)
+    tokenizer = Tokenizer()
+    stream = CaptionedStream(CueWorldStream(CLIP_SPLIT, images=IMAGES_PER_EPOCH["lab_vit"], seed=seed), tokenizer)
+    held_out = next(CaptionedStream(CueWorldStream(CLIP_SPLIT, images=CLIP_VALIDATION, seed=seed + 1), tokenizer)
+                    .batches(0, CLIP_VALIDATION, seed))
+    run = train_or_load("lab_vit", objective, stream, RECIPES["lab_vit"], seed=seed, device=device, progress=progress,
+                        validation=TensorSource(*held_out), labels=cueworld.CLASS_NAMES)
     return run, objective

@@ -312,6 +312,16 @@ def shape_templates() -> Tensor:
     return torch.stack(maps)[:, None]
 
 
+# Chapter 4's captions: a few phrasings of one description, so a text encoder learns the words rather than one sentence.
+CAPTION_TEMPLATES = ("a {texture} {shape}", "a photo of a {texture} {shape}", "a picture of a {texture} {shape}",
+                     "a {shape} with {pattern}")
+
+
+def caption(template: str, shape: int, texture: int) -> str:
+    """One textured shape described from a template with the fields {shape}, {texture} (an adjective) and {pattern}."""
+    return template.format(shape=SHAPES[shape], texture=TEXTURE_ADJECTIVES[texture], pattern=TEXTURES[texture])
+
+
 def _captions(split: str, shapes: Tensor, textures: Tensor) -> list[str]:
     """A short description per image, used later as CLIP-style text."""
     def caption(shape: int, texture: int) -> str:

@@ -6,10 +6,11 @@ A source also describes itself (``config``), so a trained model can be cached un
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -68,16 +69,56 @@ class CueWorldStream:
         return self.images
 
     def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Draw this epoch's images a few batches at a time (memory stays small), and yield (image, label) batches."""
+        """Yield this epoch's (image, label) batches."""
+        for drawn in self.draws(epoch, batch_size):
+            yield drawn.images, drawn.labels
+
+    def draws(self, epoch: int, batch_size: int) -> Iterator[cueworld.CueBatch]:
+        """This epoch's images as batches with all their labels, drawn a few batches at a time (memory stays small)."""
         per_draw = batch_size * max(1, DRAW // batch_size)
         for index, start in enumerate(range(0, self.images, per_draw)):
             drawn = cueworld.make_split(self.split, min(per_draw, self.images - start), size=self.size,
                                         seed=_derive(self.seed, f"{self.split}:{index}", epoch))
             for first in range(0, len(drawn), batch_size):
-                yield drawn.images[first:first + batch_size], drawn.labels[first:first + batch_size]
+                yield drawn[first:first + batch_size]
 
     def config(self) -> dict[str, Any]:
         return {"source": "cueworld-stream", "split": self.split, "images": self.images, "seed": self.seed, "size": self.size}
+
+
+@dataclass(frozen=True)
+class CaptionedStream:
+    """A cue-world stream whose images come with captions (token ids) instead of labels: CLIP's training data.
+
+    Each image's caption is written from one of ``templates`` (``cueworld.caption``), picked at random per image
+    and epoch; ``tokenizer`` turns the captions into a (B, context) tensor of token ids.
+    """
+
+    images: CueWorldStream
+    tokenizer: Callable[[Sequence[str]], Tensor] = field(compare=False)
+    templates: tuple[str, ...] = cueworld.CAPTION_TEMPLATES
+
+    def __post_init__(self) -> None:
+        if self.images.split not in ("aligned", "conflict", "randomised"):
+            raise ValueError(f"captions name a shape and a texture; split {self.images.split!r} lacks one of them")
+        if not self.templates:
+            raise ValueError("need at least one caption template")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield this epoch's (image, caption tokens) batches; the templates are picked from the stream's seed."""
+        for index, drawn in enumerate(self.images.draws(epoch, batch_size)):
+            picks = torch.randint(len(self.templates), (len(drawn),),
+                                  generator=generator(_derive(self.images.seed, f"captions:{index}", epoch)))
+            captions = [cueworld.caption(self.templates[t], s, x)
+                        for t, s, x in zip(picks.tolist(), drawn.shapes.tolist(), drawn.textures.tolist())]
+            yield drawn.images, self.tokenizer(captions)
+
+    def config(self) -> dict[str, Any]:
+        return {**self.images.config(), "source": "cueworld-captions", "templates": list(self.templates),
+                "tokenizer": repr(self.tokenizer)}
 
 
 def _derive(seed: int, purpose: str, epoch: int) -> int:

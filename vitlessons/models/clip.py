@@ -1,5 +1,9 @@
 """CLIP as an image classifier: zero-shot weights from class-name prompts (Radford et al., 2021).
 
+``zero_shot_classifier`` makes one from any CLIP-like model (``encode_image``, ``encode_text``, ``logit_scale``, as
+open_clip's have), any tokenizer and any prompts: OpenAI's CLIP over ImageNet's classes, or the lab CLIP chapter 4
+trains (``LabClip``) over the cue world's shapes or textures.
+
 Encoding the prompts is the slow part on a CPU (ImageNet's 1000 classes x 80 templates take over an
 hour on two cores), so each class's averaged text embedding is cached on disk as soon as it is computed.
 A head over some classes reuses what a head over others computed, and an interrupted build resumes.
@@ -9,16 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vitlessons.config import cache_dir
+from vitlessons.models.wrapper import Classifier, Model, Preprocessing
+from vitlessons.objectives.contrastive import Contrastive
 from vitlessons.storage import save_atomically
+
+Template = str | Callable[[str], str]  # "a photo of a {}." or a function of the class name
 
 CLASSES_PER_SAVE = 16  # how much work an interruption can lose
 
@@ -38,6 +47,38 @@ class ZeroShotClassifier(nn.Module):
 
     def image_trunk(self) -> nn.Module:
         return self.clip.visual
+
+
+class LabClip(nn.Module):
+    """A course image model with the contrastive objective it was trained with, behind open_clip's CLIP interface.
+
+    open_clip's tools (``build_zero_shot_classifier``) and ``ZeroShotClassifier`` then treat the lab CLIP as they
+    treat OpenAI's: ``encode_image`` takes preprocessed images, and ``logit_scale`` is the log of the learned scale.
+    """
+
+    def __init__(self, model: Model, objective: Contrastive):
+        super().__init__()
+        if objective.image_projection is None:
+            raise ValueError("the objective has no image projection yet: train or restore it with the model first")
+        self.visual, self.text, self.image_projection = model.trunk, objective.text, objective.image_projection
+        self.register_buffer("logit_scale", objective.logit_scale().detach().log())
+
+    def encode_image(self, images: Tensor, normalize: bool = False) -> Tensor:
+        features = self.image_projection(self.visual.forward_head(self.visual.forward_features(images), pre_logits=True))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, tokens: Tensor, normalize: bool = False) -> Tensor:
+        features = self.text(tokens)
+        return F.normalize(features, dim=-1) if normalize else features
+
+
+def zero_shot_classifier(name: str, clip: nn.Module, tokenizer: Callable[[list[str]], Tensor], classnames: Sequence[str],
+                         templates: Sequence[Template], preprocessing: Preprocessing) -> Classifier:
+    """A classifier over any class names, from prompts alone: each class is the mean of its prompts' unit text embeddings."""
+    device = next(clip.parameters()).device
+    weights = open_clip.build_zero_shot_classifier(clip, tokenizer=tokenizer, classnames=list(classnames),
+                                                   templates=list(templates), device=device)
+    return Classifier(name, ZeroShotClassifier(clip, weights), preprocessing, list(classnames)).eval()
 
 
 def head_cache(model_name: str, weights_tag: str, templates: Sequence) -> Path:
