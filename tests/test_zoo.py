@@ -82,7 +82,7 @@ def test_a_bad_name_or_split_still_raises_with_variants(no_training: list) -> No
     with pytest.raises(ValueError, match="the course trains"):
         zoo.cue_world_model("resnet50", "aligned", epochs=1)
     with pytest.raises(ValueError, match="the course trains"):
-        zoo.cue_world_model("lab_vit", "conflict", patch_size=16)
+        zoo.cue_world_model("lab_vit", "silhouette", patch_size=16)
     with pytest.raises(TypeError, match="does not take the option"):
         zoo.cue_world_model("lab_cnn", "aligned", device="cpu", progress=False, patch_size=16)
     assert no_training == []
