@@ -74,6 +74,14 @@ def fake_stimuli(root: Path) -> None:
             Image.new("RGB", (224, 224), colour).save(root / shape / f"{shape}{n // 8 + 1}-{texture}{n % 8 + 1}.png")
 
 
+def fake_sketches(root: Path, per_category: int = 10) -> None:
+    """160 grey 224 px PNGs in the published edge and silhouette layout (``cat/cat3.png``), 10 per category."""
+    for index, category in enumerate(CATEGORIES):
+        (root / category).mkdir(parents=True, exist_ok=True)
+        for n in range(1, per_category + 1):
+            Image.new("RGB", (224, 224), (16 * index,) * 3).save(root / category / f"{category}{n}.png")
+
+
 def fake_imagenette(root: Path, per_class: int = 4) -> None:
     """A miniature Imagenette at ``root`` (the loader's ``dataset_dir("imagenette")``): val/<wnid>/*.JPEG, 320 px high."""
     for index, wnid in enumerate(IMAGENETTE_WNIDS):

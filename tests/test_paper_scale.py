@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from paper_fakes import fake_clip_head, fake_hub_cache, fake_imagenette, fake_stimuli
+from paper_fakes import fake_clip_head, fake_hub_cache, fake_imagenette, fake_sketches, fake_stimuli
 
 from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
 from vitlessons.data.imagenet import dataset_dir
@@ -34,6 +34,8 @@ def paper_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("paper")
     fake_hub_cache(root / "hf", REGISTRY)  # packaged and lab models are skipped
     fake_stimuli(root / "data" / "cue-conflict")
+    for kind in ("edges", "silhouettes"):
+        fake_sketches(root / "data" / kind)
     fake_imagenette(root / "data" / dataset_dir("imagenette").name)
     return {"HF_HUB_CACHE": str(root / "hf"), "VITLESSONS_DATA": str(root / "data")}
 

@@ -10,7 +10,7 @@ from paper_fakes import fake_clip_head, hub_snapshot
 
 import vitlessons
 from vitlessons import session
-from vitlessons.data.categories import SIXTEEN_CLASS_INDICES
+from vitlessons.data.categories import CATEGORIES, SIXTEEN_CLASS_INDICES
 from vitlessons.models.registry import get_spec
 
 CHAPTER_1 = session.PaperScale(models=("resnet50", "vit_b16", "deit_s", "clip_b32", "efficientnet_lite0"),
@@ -192,3 +192,17 @@ def test_offline_without_imagenette_is_lab_naming_it(no_labelled_images, monkeyp
     assert session.choose_scale(LABELLED, GPU) == "lab"  # a GPU does not help with what cannot be fetched
     notice = capsys.readouterr().out
     assert notice == "Scale: lab (paper scale needs Imagenette, neither cached nor reachable).\n"
+
+
+def test_sketches_cost_their_download_until_fetched(monkeypatch, tmp_path, steady_speed) -> None:
+    """Chapter 4's edges and silhouettes are a download of their own, and no longer one once in the data directory."""
+    monkeypatch.setenv("VITLESSONS_DATA", str(tmp_path))
+    needs = session.PaperScale(sketches=True)
+    assert set(session.paper_cost(needs, CPU).downloads) == {"edge stimuli", "silhouette stimuli"}
+    for kind in ("edges", "silhouettes"):
+        for index, category in enumerate(CATEGORIES):
+            (tmp_path / kind / category).mkdir(parents=True)
+            for n in range(1, 11):
+                (tmp_path / kind / category / f"{category}{n}.png").write_bytes(b"png")
+    assert session.paper_cost(needs, CPU).downloads == {}
+    assert session.paper_cost(session.PaperScale(), CPU).downloads == {}

@@ -18,6 +18,7 @@ from vitlessons.config import device as default_device
 from vitlessons.config import has_gpu, hub_reachable, paper_images, reachable, scale_setting
 
 STIMULI = "cue-conflict stimuli"
+SKETCHES = {"edges": "edge stimuli", "silhouettes": "silhouette stimuli"}  # Geirhos's sketches (chapter 4)
 IMAGENETTE = "Imagenette"
 ASK_FOR_PAPER = "set VITLESSONS_SCALE=paper before setup() (in a notebook: os.environ['VITLESSONS_SCALE'] = 'paper')"
 
@@ -28,6 +29,7 @@ class PaperScale:
 
     models: tuple[str, ...] = ()
     stimuli: bool = False  # the 1,280 cue-conflict stimuli
+    sketches: bool = False  # the 160 edge and 160 silhouette stimuli
     images: int = 0  # how many images each model classifies
     imagenet_classes: tuple[int, ...] | None = None  # the ImageNet classes scored (CLIP's head is built for these)
     labelled_images: bool = False  # ImageNet's validation set where the user has it, else Imagenette
@@ -53,7 +55,7 @@ class PaperCost:
 def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     """Downloads and compute that ``needs`` costs here, from the registry's sizes and this device's speed."""
     from vitlessons.data import download, imagenet
-    from vitlessons.data.stimuli import stimuli_available
+    from vitlessons.data.stimuli import stimuli_available, stimuli_dir
     from vitlessons.models.registry import cached_weights, get_spec
 
     on = on or default_device()
@@ -61,6 +63,9 @@ def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     downloads = {s.name: s.download_mb for s in specs if s.hub_files is not None and cached_weights(s.name) is None}
     if needs.stimuli and not stimuli_available():
         downloads[STIMULI] = download.SETS["cue-conflict"].megabytes
+    for kind, what in SKETCHES.items():
+        if needs.sketches and not stimuli_available(stimuli_dir(kind), expected=download.SETS[kind].files):
+            downloads[what] = download.SETS[kind].megabytes
     if needs.labelled_images and not imagenet.paper_images_available():
         downloads[IMAGENETTE] = imagenet.DOWNLOAD_MB["imagenette"]
     images = min(needs.images, paper_images() or needs.images)
@@ -108,7 +113,7 @@ def _unreachable(downloads: dict[str, float]) -> list[str]:
     from vitlessons.data.download import API_BASE
     from vitlessons.data.imagenet import ARCHIVES
 
-    servers = {STIMULI: API_BASE, IMAGENETTE: ARCHIVES["imagenette"].url}
+    servers = {STIMULI: API_BASE, **{what: API_BASE for what in SKETCHES.values()}, IMAGENETTE: ARCHIVES["imagenette"].url}
     return [name for name in downloads if not (reachable(servers[name]) if name in servers else hub_reachable())]
 
 
