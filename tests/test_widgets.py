@@ -113,6 +113,29 @@ def test_rotation_explorer_shows_four_turns_and_each_heads_guess() -> None:
     assert len(set(seen)) == 3, "each shape and texture draws another figure"
 
 
+def test_caption_explorer_retrieves_what_the_caption_names() -> None:
+    from test_lab_clip import WordSpotter
+
+    from vitlessons.widgets import caption_explorer
+
+    spotter = WordSpotter()
+    images = torch.zeros(6, 3, 8, 8)
+    for index in range(6):
+        images[index, index % 3] = 1.0  # red, green, blue, red, green, blue: circle, square, star to the spotter
+    drawn = []
+    explorer = caption_explorer(spotter, spotter.tokenizer, images, lambda x: x, ["a circle", "a square", "a star"],
+                                caption="a star", shown=2)
+    original = explorer.draw
+    explorer.draw = lambda **values: drawn.append(values) or original(**values)
+    explorer.controls["caption"].value = "a square"
+    explorer.controls["image"].value = 5
+    assert drawn == [{"caption": "a square", "image": 0}, {"caption": "a square", "image": 5}]
+    figure = original(caption="a star", image=2)
+    titles = sorted(ax.get_title() for ax in figure.axes[:2])
+    assert titles == ["#2: 1.00", "#5: 1.00"], "the two blue images are the stars"
+    assert figure.axes[-1].patches[2].get_facecolor()[:3] != figure.axes[-1].patches[0].get_facecolor()[:3]
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_stored_explorers_carry_their_static_figure(path: Path) -> None:
     """Where a chapter keeps outputs, each explorer's output holds both the widget and the PNG fallback."""

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from vitlessons.data.categories import CATEGORIES, imagenet_to_16
 from vitlessons.data.cueworld import CLASS_NAMES, CueBatch
-from vitlessons.data.stimuli import CueConflictStimuli
+from vitlessons.data.stimuli import CueConflictStimuli, SketchStimuli
 from vitlessons.metrics import ShapeBias, accuracy, shape_bias
 from vitlessons.models.wrapper import Classifier
 from vitlessons.perturb import shuffle_patches
@@ -39,6 +39,15 @@ def stimuli_shape_bias(model: Classifier, stimuli: CueConflictStimuli) -> ShapeB
     chosen = decisions(model, stimuli.images, to_classes=lambda p: imagenet_to_16(p, model.imagenet_classes),
                        progress=f"{model.name}: {len(stimuli.images)} stimuli")
     return shape_bias(chosen, stimuli.shape_labels, stimuli.texture_labels, CATEGORIES)
+
+
+def sketch_accuracy(model: Classifier, sketches: SketchStimuli) -> float:
+    """16-category accuracy of an ImageNet model on Geirhos's edges or silhouettes: the shape is all there is."""
+    if model.imagenet_classes is None:
+        raise ValueError(f"{model.name} has no ImageNet outputs; the sketches are scored through ImageNet's classes")
+    chosen = decisions(model, sketches.images, to_classes=lambda p: imagenet_to_16(p, model.imagenet_classes),
+                       progress=f"{model.name}: {len(sketches)} {sketches.kind}")
+    return accuracy(chosen, sketches.labels)
 
 
 def cue_world_report(model: Classifier, tests: Mapping[str, CueBatch],

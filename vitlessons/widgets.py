@@ -9,11 +9,12 @@ figure once, with the default values, whatever runs the notebook, and CI exercis
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from vitlessons.data import cueworld
 from vitlessons.models.wrapper import Classifier, Model
@@ -224,4 +225,51 @@ def rotation_explorer(models: Mapping[str, tuple[Classifier, Rotation]], seed: i
     return Explorer(draw, {
         "shape": ipywidgets.Dropdown(options=cueworld.SHAPES, value=shape, description="shape"),
         "texture": ipywidgets.Dropdown(options=(SILHOUETTE, *cueworld.TEXTURES), value=texture, description="texture"),
+    })
+
+
+def caption_explorer(clip: nn.Module, tokenizer: Callable[[list[str]], torch.Tensor], images: torch.Tensor,
+                     preprocessing: Callable[[torch.Tensor], torch.Tensor], prompts: Sequence[str],
+                     caption: str = "a striped star", image: int = 0, shown: int = 8) -> Explorer:
+    """Type a caption and see the images a CLIP-like model retrieves for it; pick an image and see how it scores each prompt.
+
+    ``clip`` is anything with open_clip's ``encode_image`` (of preprocessed images) and ``encode_text``, such as
+    ``models.clip.LabClip``; the images are encoded once, each caption as it is typed.
+    """
+    device = next(clip.parameters()).device
+    with torch.no_grad():
+        image_embeddings = clip.encode_image(preprocessing(images.to(device)), normalize=True).cpu()
+        prompt_embeddings = clip.encode_text(tokenizer(list(prompts)).to(device), normalize=True).cpu()
+
+    def draw(caption: str, image: int) -> Figure:
+        with torch.no_grad():
+            query = clip.encode_text(tokenizer([caption or " "]).to(device), normalize=True).cpu()[0]
+        scores = image_embeddings @ query
+        top = scores.topk(min(shown, len(images)))
+        columns = max(shown, 4)
+        figure = Figure(figsize=(1.3 * columns, 4.6))
+        grid = figure.add_gridspec(2, columns, height_ratios=(1, 1.6))
+        for column, (index, score) in enumerate(zip(top.indices.tolist(), top.values.tolist())):
+            ax = figure.add_subplot(grid[0, column])
+            ax.imshow(images[index].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_title(f"#{index}: {score:.2f}", fontsize=7)
+            ax.set_axis_off()
+        picked = figure.add_subplot(grid[1, :columns // 3])
+        picked.imshow(images[image].permute(1, 2, 0).clamp(0, 1).numpy())
+        picked.set_title(f"image #{image}", fontsize=8)
+        picked.set_axis_off()
+        bars = figure.add_subplot(grid[1, columns // 3 + 1:])
+        similarity = (prompt_embeddings @ image_embeddings[image]).numpy()
+        bars.barh(range(len(prompts)), similarity, color=["C2" if k == similarity.argmax() else "C7" for k in range(len(prompts))])
+        bars.set_yticks(range(len(prompts)), prompts, fontsize=7)
+        bars.invert_yaxis()
+        bars.set_xlabel("cosine similarity", fontsize=8)
+        bars.tick_params(labelsize=7)
+        figure.suptitle(f'top: the images closest to "{caption}"; bottom: one image against each prompt', fontsize=9)
+        figure.tight_layout()
+        return figure
+
+    return Explorer(draw, {
+        "caption": ipywidgets.Text(value=caption, description="caption", continuous_update=False),
+        "image": ipywidgets.IntSlider(value=image, min=0, max=len(images) - 1, description="image"),
     })

@@ -2,8 +2,8 @@
 2019, score bars, cue decisions), training (learning curves), architecture (patches, filters, position
 similarity), attacks (perturbations, spectra, accuracy against budget), attention (distance per head) and
 robustness (accuracy curves, corruptions by family, block removal, an attack's loss step by step), dino
-(self-distillation, training diagnostics, attention masks, patch features as colours) and representations
-(CKA between layers).
+(self-distillation, training diagnostics, attention masks, patch features as colours), representations
+(CKA between layers) and clip (the image-caption similarity matrix).
 
 Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``, so they work
 under any backend (Agg included), are not kept alive by pyplot's registry, and show up
@@ -12,7 +12,7 @@ exactly once when a notebook cell returns them.
 
 from __future__ import annotations
 
-from vitlessons.plot import architecture, attacks, attention, dino, representations, robustness
+from vitlessons.plot import architecture, attacks, attention, clip, dino, representations, robustness
 from vitlessons.plot.cues import PUBLISHED_SHAPE_BIAS, cue_decisions, score_bars, shape_bias_plot
 from vitlessons.plot.images import figure_png, image_grid
 from vitlessons.plot.training import learning_curves
@@ -32,5 +32,5 @@ def _show_figures_in_notebooks() -> None:
 
 _show_figures_in_notebooks()
 
-__all__ = ["PUBLISHED_SHAPE_BIAS", "architecture", "attacks", "attention", "dino", "representations", "robustness", "cue_decisions", "figure_png", "image_grid", "learning_curves", "score_bars",
+__all__ = ["PUBLISHED_SHAPE_BIAS", "architecture", "attacks", "attention", "clip", "dino", "representations", "robustness", "cue_decisions", "figure_png", "image_grid", "learning_curves", "score_bars",
            "shape_bias_plot"]
