@@ -8,9 +8,9 @@ import torch
 
 from vitlessons.data.categories import CATEGORIES, IMAGENET_INDICES
 from vitlessons.exercises import (
-    ExerciseFailed, check_auroc, check_decision_16, check_dino_loss, check_fgsm, check_forward_without_block,
+    ExerciseFailed, check_auroc, check_clip_loss, check_decision_16, check_dino_loss, check_fgsm, check_forward_without_block,
     check_linear_cka, check_mass_mask, check_mce, check_mean_attention_distance, check_random_patch_drop,
-    check_rotated_batch, check_shape_bias, check_shuffle_tiles,
+    check_rotated_batch, check_shape_bias, check_shuffle_tiles, check_zero_shot_weights,
 )
 from vitlessons.metrics import ALEXNET_ERRORS
 from vitlessons.student import chapter_notebooks
@@ -18,7 +18,7 @@ from vitlessons.student import chapter_notebooks
 NOTEBOOKS = chapter_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
 CHECKERS = [check_shape_bias, check_decision_16, check_shuffle_tiles, check_fgsm, check_mean_attention_distance,
             check_mce, check_forward_without_block, check_mass_mask, check_dino_loss, check_random_patch_drop, check_linear_cka,
-            check_rotated_batch, check_auroc]
+            check_rotated_batch, check_auroc, check_clip_loss, check_zero_shot_weights]
 
 
 def solutions() -> dict:
@@ -50,6 +50,8 @@ def test_solutions_pass(capsys: pytest.CaptureFixture[str]) -> None:
     check_linear_cka(found["linear_cka_by_hand"])
     check_rotated_batch(found["rotated_batch"])
     check_auroc(found["auroc_by_hand"])
+    check_clip_loss(found["clip_loss"])
+    check_zero_shot_weights(found["zero_shot_weights"])
     assert capsys.readouterr().out.count("Passed") == len(CHECKERS)
 
 

@@ -157,6 +157,7 @@ def test_sketches_are_labelled_by_their_folder(tmp_path: Path) -> None:
     sketches = load_sketches("edges", tmp_path / "edges", size=8)
     assert len(sketches) == 160 and sketches.images.shape == (160, 3, 8, 8) and sketches.kind == "edges"
     assert sketches.labels.bincount().tolist() == [10] * 16
+    assert load_sketches("edges", tmp_path / "edges", size=8, limit=16).labels.tolist() == list(range(16))
     for image, label, path in zip(sketches.images, sketches.labels, sketches.paths):
         assert CATEGORIES[label] == path.parent.name
         expected = torch.tensor(_colour(int(label)), dtype=torch.float32) / 255

@@ -245,20 +245,18 @@ def caption_explorer(clip: nn.Module, tokenizer: Callable[[list[str]], torch.Ten
         with torch.no_grad():
             query = clip.encode_text(tokenizer([caption or " "]).to(device), normalize=True).cpu()[0]
         scores = image_embeddings @ query
-        top = scores.topk(min(shown, len(images)))
-        columns = max(shown, 4)
-        figure = Figure(figsize=(1.3 * columns, 4.6))
-        grid = figure.add_gridspec(2, columns, height_ratios=(1, 1.6))
-        for column, (index, score) in enumerate(zip(top.indices.tolist(), top.values.tolist())):
-            ax = figure.add_subplot(grid[0, column])
+        figure = Figure(figsize=(max(1.3 * shown, 8.0), 5.0), layout="constrained")
+        top, bottom = figure.subfigures(2, 1, height_ratios=(1, 1.6))
+        best = scores.topk(min(shown, len(images)))
+        for ax, index, score in zip(top.subplots(1, len(best.indices), squeeze=False)[0], best.indices.tolist(),
+                                    best.values.tolist()):
             ax.imshow(images[index].permute(1, 2, 0).clamp(0, 1).numpy())
             ax.set_title(f"#{index}: {score:.2f}", fontsize=7)
             ax.set_axis_off()
-        picked = figure.add_subplot(grid[1, :columns // 3])
+        picked, bars = bottom.subplots(1, 2, width_ratios=(1, 2.5))
         picked.imshow(images[image].permute(1, 2, 0).clamp(0, 1).numpy())
         picked.set_title(f"image #{image}", fontsize=8)
         picked.set_axis_off()
-        bars = figure.add_subplot(grid[1, columns // 3 + 1:])
         similarity = (prompt_embeddings @ image_embeddings[image]).numpy()
         bars.barh(range(len(prompts)), similarity, color=["C2" if k == similarity.argmax() else "C7" for k in range(len(prompts))])
         bars.set_yticks(range(len(prompts)), prompts, fontsize=7)
@@ -266,7 +264,6 @@ def caption_explorer(clip: nn.Module, tokenizer: Callable[[list[str]], torch.Ten
         bars.set_xlabel("cosine similarity", fontsize=8)
         bars.tick_params(labelsize=7)
         figure.suptitle(f'top: the images closest to "{caption}"; bottom: one image against each prompt', fontsize=9)
-        figure.tight_layout()
         return figure
 
     return Explorer(draw, {

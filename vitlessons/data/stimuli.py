@@ -204,8 +204,11 @@ class SketchStimuli:
         return len(self.paths)
 
 
-def load_sketches(kind: str, root: Path | None = None, size: int = 224) -> SketchStimuli:
-    """The 160 ``edges`` or ``silhouettes`` images as one tensor, labelled by their category folder."""
+def load_sketches(kind: str, root: Path | None = None, size: int = 224, *, limit: int | None = None) -> SketchStimuli:
+    """The 160 ``edges`` or ``silhouettes`` images as one tensor, labelled by their category folder.
+
+    ``limit`` keeps that many, evenly spaced over the sorted files (a paper-scale preview), as ``load_cue_conflict`` does.
+    """
     if kind not in SKETCHES:
         raise ValueError(f"unknown sketch set {kind!r}; choose one of {SKETCHES}")
     root = stimuli_dir(kind) if root is None else Path(root)
@@ -218,5 +221,6 @@ def load_sketches(kind: str, root: Path | None = None, size: int = 224) -> Sketc
     if misnamed:
         raise ValueError(f"{len(misnamed)} {kind} file(s) in {root} are not named '<category><n>.png' after their "
                          f"folder, for example {misnamed[0].parent.name}/{misnamed[0].name}")
+    paths = evenly_spaced(paths, limit)
     return SketchStimuli(torch.stack([_read_image(p, size) for p in paths]),
                          torch.tensor([CATEGORIES.index(p.parent.name) for p in paths]), paths, kind)
