@@ -68,11 +68,13 @@ def test_binder_post_build_runs(notebook_caches: dict) -> None:
     """
     done = subprocess.run(["bash", str(BINDER / "postBuild")], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-                          timeout=900)
+                          timeout=1800)
     assert done.returncode == 0, done.stderr
     assert "lab scale: ready" in done.stdout
     trained = [line for line in done.stdout.splitlines() if line.startswith(("lab_cnn: ", "lab_vit: "))]
-    assert len(trained) == len(zoo.TRAINING_SPLITS) * len(zoo.LAB_MODELS) + len(zoo.VARIANTS), done.stdout
+    assert len(trained) == len(zoo.CHAPTER_1_SPLITS) * len(zoo.LAB_MODELS) + len(zoo.VARIANTS), done.stdout
     dino = [line for line in done.stdout.splitlines() if line.startswith("lab_vit (DINO teacher): ")]
     assert len(dino) == 1 + len(zoo.COLLAPSE), done.stdout
     assert sum(line.startswith("shape token: lab_vit: ") for line in done.stdout.splitlines()) == 1, done.stdout
+    assert sum(line.startswith("rotation: ") for line in done.stdout.splitlines()) == len(zoo.ROTATION_MODELS), done.stdout
+    assert sum(line.startswith(("CLIP: lab_vit: ", "CLIP's supervised twin: lab_vit: ")) for line in done.stdout.splitlines()) == 2

@@ -39,9 +39,14 @@ def test_prefetch_lab_trains_every_course_model(monkeypatch: pytest.MonkeyPatch,
         ("dino", options)) or SimpleNamespace(summary=lambda: "dino: trained"))
     monkeypatch.setattr(zoo, "shape_token_model", lambda device: trained.append(
         ("shape token", {})) or SimpleNamespace(summary=lambda: "lab_vit: trained"))
+    monkeypatch.setattr(zoo, "rotation_model", lambda name, auxiliary, device: trained.append(
+        ("rotation", name, auxiliary)) or (SimpleNamespace(summary=lambda: f"{name}: trained"), None))
+    monkeypatch.setattr(zoo, "clip_model", lambda device: trained.append(
+        ("clip",)) or (SimpleNamespace(summary=lambda: "lab_vit: trained"), None))
     assert prefetch.main(["--lab"]) == 0
-    assert trained == [(name, split, {}) for split in zoo.TRAINING_SPLITS for name in zoo.LAB_MODELS] + list(zoo.VARIANTS) \
-        + [("dino", {})] + [("dino", options) for options in zoo.COLLAPSE.values()] + [("shape token", {})]
+    assert trained == [(name, split, {}) for split in zoo.CHAPTER_1_SPLITS for name in zoo.LAB_MODELS] + list(zoo.VARIANTS) \
+        + [("dino", {})] + [("dino", options) for options in zoo.COLLAPSE.values()] + [("shape token", {})] \
+        + [("rotation", name, auxiliary) for name, auxiliary in zoo.ROTATION_MODELS] + [("clip",), ("lab_vit", "conflict", {})]
     assert "lab_vit on randomised: trained" in capsys.readouterr().out
 
 

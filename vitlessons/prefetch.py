@@ -35,7 +35,7 @@ def warm_lab() -> None:
     for name in photos.TEXTURES:
         photos.texture(name)
     photos.horse_mask()
-    for split in zoo.TRAINING_SPLITS:
+    for split in zoo.CHAPTER_1_SPLITS:
         for name in zoo.LAB_MODELS:
             print(zoo.cue_world_model(name, split, device="cpu").summary())
     for name, split, options in zoo.VARIANTS:
@@ -44,6 +44,10 @@ def warm_lab() -> None:
     for options in zoo.COLLAPSE.values():
         print(zoo.dino_model(device="cpu", **options).summary(), options)
     print("shape token:", zoo.shape_token_model(device="cpu").summary())
+    for name, auxiliary in zoo.ROTATION_MODELS:
+        print("rotation:", zoo.rotation_model(name, auxiliary=auxiliary, device="cpu")[0].summary(), {"auxiliary": auxiliary})
+    print("CLIP:", zoo.clip_model(device="cpu")[0].summary())
+    print("CLIP's supervised twin:", zoo.cue_world_model("lab_vit", zoo.CLIP_SPLIT, device="cpu").summary())
 
 
 def _parser() -> argparse.ArgumentParser:

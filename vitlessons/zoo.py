@@ -22,7 +22,8 @@ from vitlessons.train import Recipe
 from vitlessons.trained import TrainedModel, train_or_load
 
 LAB_MODELS = ("lab_cnn", "lab_vit")
-TRAINING_SPLITS = ("aligned", "randomised", "conflict")  # conflict: chapter 4's supervised twin of the tiny CLIP
+CHAPTER_1_SPLITS = ("aligned", "randomised")  # chapter 1 trains both lab models on each
+TRAINING_SPLITS = (*CHAPTER_1_SPLITS, "conflict")  # conflict: chapter 4's supervised twin of the tiny CLIP
 VALIDATION_IMAGES = 600
 SHORT_CNN_EPOCHS = 3  # chapter 5 stops a CNN here, near the lab ViT's clean accuracy
 # Variants that later chapters train beside chapter 1's models, as (name, split, options of cue_world_model).
@@ -115,6 +116,7 @@ ROTATION_IMAGES = {"lab_cnn": 1500, "lab_vit": 200}
 AUXILIARY_WEIGHT = 0.5
 AUXILIARY_EPOCHS = {"lab_cnn": SHORT_CNN_EPOCHS}  # the ViT keeps chapter 1's recipe
 ROTATION_VALIDATION = 150  # held-out images for the learning curves, each seen in four turns
+ROTATION_MODELS = (("lab_cnn", False), ("lab_vit", False), ("lab_cnn", True))  # chapter 2's, as (name, auxiliary)
 
 
 def rotation_model(name: str, auxiliary: bool = False, seed: int = 0, device: torch.device | str | None = None,
