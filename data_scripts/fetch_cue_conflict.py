@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fetch the cue-conflict stimuli (Geirhos et al. 2019, CC BY 4.0); same as the `vitlessons-fetch` command."""
+"""Fetch Geirhos et al.'s stimuli (2019, CC BY 4.0): cue conflict, edges, silhouettes; same as `vitlessons fetch`."""
 
 import sys
 from pathlib import Path

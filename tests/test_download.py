@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -25,7 +26,6 @@ from vitlessons.data.download import (
     SKETCH_COMMIT,
     ChecksumMismatch,
     StimuliUnreachable,
-    fetch_cue_conflict,
     fetch_stimuli,
     git_blob_sha1,
     main,
@@ -37,6 +37,7 @@ FILES = {
     "dog/dog4-bear1.png": b"\x89PNG fake dog with bear texture" * 50,
 }
 SMALL = {"expected_files": 3, "expected_folders": 2, "progress": False}
+fetch_cue_conflict = partial(fetch_stimuli, "cue-conflict")
 EDGES = {"cat/cat1.png": b"\x89PNG fake cat outline", "dog/dog7.png": b"\x89PNG fake dog outline"}
 
 
@@ -188,7 +189,7 @@ def test_unreachable_server_fails_fast_and_clearly(tmp_path: Path) -> None:
 
 def test_cli_reports_offline_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = f"http://127.0.0.1:{_closed_port()}"
-    code = main(["--set", "cue-conflict", "--dest", str(tmp_path), "--api-base", base, "--raw-base", base, "--timeout", "2"])
+    code = main(["--dest", str(tmp_path), "--api-base", base, "--raw-base", base, "--timeout", "2"])  # cue conflict, as before
     out, err = capsys.readouterr()
     assert code != 0
     assert "CC BY 4.0" in out
@@ -223,7 +224,7 @@ def test_unknown_set_and_dest_for_all_sets_are_refused(tmp_path: Path, capsys: p
     with pytest.raises(ValueError, match="unknown stimulus set 'sketches'"):
         fetch_stimuli("sketches", tmp_path)
     with pytest.raises(SystemExit):
-        main(["--dest", str(tmp_path)])
+        main(["--set", "all", "--dest", str(tmp_path)])
     assert "--dest takes one set" in capsys.readouterr().err
 
 

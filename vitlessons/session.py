@@ -18,7 +18,7 @@ from vitlessons.config import device as default_device
 from vitlessons.config import has_gpu, hub_reachable, paper_images, reachable, scale_setting
 
 STIMULI = "cue-conflict stimuli"
-SKETCHES = {"edges": "edge stimuli", "silhouettes": "silhouette stimuli"}  # Geirhos's sketches (chapter 4)
+SKETCH_DOWNLOADS = {"edges": "edge stimuli", "silhouettes": "silhouette stimuli"}  # Geirhos's sketches (chapter 4)
 IMAGENETTE = "Imagenette"
 ASK_FOR_PAPER = "set VITLESSONS_SCALE=paper before setup() (in a notebook: os.environ['VITLESSONS_SCALE'] = 'paper')"
 
@@ -63,7 +63,7 @@ def paper_cost(needs: PaperScale, on: torch.device | None = None) -> PaperCost:
     downloads = {s.name: s.download_mb for s in specs if s.hub_files is not None and cached_weights(s.name) is None}
     if needs.stimuli and not stimuli_available():
         downloads[STIMULI] = download.SETS["cue-conflict"].megabytes
-    for kind, what in SKETCHES.items():
+    for kind, what in SKETCH_DOWNLOADS.items():
         if needs.sketches and not stimuli_available(stimuli_dir(kind), expected=download.SETS[kind].files):
             downloads[what] = download.SETS[kind].megabytes
     if needs.labelled_images and not imagenet.paper_images_available():
@@ -113,7 +113,7 @@ def _unreachable(downloads: dict[str, float]) -> list[str]:
     from vitlessons.data.download import API_BASE
     from vitlessons.data.imagenet import ARCHIVES
 
-    servers = {STIMULI: API_BASE, **{what: API_BASE for what in SKETCHES.values()}, IMAGENETTE: ARCHIVES["imagenette"].url}
+    servers = {STIMULI: API_BASE, **{what: API_BASE for what in SKETCH_DOWNLOADS.values()}, IMAGENETTE: ARCHIVES["imagenette"].url}
     return [name for name in downloads if not (reachable(servers[name]) if name in servers else hub_reachable())]
 
 

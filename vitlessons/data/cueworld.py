@@ -324,12 +324,12 @@ def caption(template: str, shape: int, texture: int) -> str:
 
 def _captions(split: str, shapes: Tensor, textures: Tensor) -> list[str]:
     """A short description per image, used later as CLIP-style text."""
-    def caption(shape: int, texture: int) -> str:
+    def describe(shape: int, texture: int) -> str:
         if split == "texture":
             return f"a {TEXTURE_ADJECTIVES[texture]} surface"
         if split == "silhouette":
             return f"a plain {SHAPES[shape]}"
         if split == "edges":
             return f"the outline of a {SHAPES[shape]}"
-        return f"a {TEXTURE_ADJECTIVES[texture]} {SHAPES[shape]}"
-    return [caption(s, t) for s, t in zip(shapes.tolist(), textures.tolist())]
+        return caption(CAPTION_TEMPLATES[0], shape, texture)
+    return [describe(s, t) for s, t in zip(shapes.tolist(), textures.tolist())]

@@ -251,11 +251,6 @@ def fetch_stimuli(
     return dest
 
 
-def fetch_cue_conflict(dest: Path | None = None, **options: object) -> Path:
-    """The 1,280 cue-conflict images (chapter 1's shape bias): ``fetch_stimuli("cue-conflict", ...)``."""
-    return fetch_stimuli("cue-conflict", dest, **options)
-
-
 def _parser() -> argparse.ArgumentParser:
     """Command-line options of ``vitlessons fetch``."""
     sizes = ", ".join(f"{s.name} ({s.files} images, {s.megabytes:g} MB)" for s in SETS.values())
@@ -263,10 +258,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="vitlessons fetch",
         description=f"Download Geirhos et al.'s stimuli, verified against pinned commits: {sizes}. " + LICENCE_NOTE,
     )
-    parser.add_argument("--set", dest="sets", choices=(*SETS, "all"), default="all",
-                        help="which stimuli (default: all three)")
+    parser.add_argument("--set", dest="sets", choices=(*SETS, "all"), default=None,
+                        help="which stimuli (default: all three; with --dest alone, cue-conflict, as before)")
     parser.add_argument("--dest", type=Path, default=None,
-                        help="target folder, for one --set only (default: the data directory's folder of that set)")
+                        help="target folder, for one set only (default: the data directory's folder of that set)")
     parser.add_argument("--force", action="store_true", help="download every file again, even verified ones")
     parser.add_argument("--api-base", default=API_BASE, help="GitHub API base URL (for mirrors and tests)")
     parser.add_argument("--raw-base", default=RAW_BASE, help="raw-content base URL (for mirrors and tests)")
@@ -278,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the fetch from the command line; exits non-zero with a one-paragraph message, no traceback."""
     parser = _parser()
     args = parser.parse_args(argv)
-    names = tuple(SETS) if args.sets == "all" else (args.sets,)
+    chosen = args.sets or ("cue-conflict" if args.dest is not None else "all")
+    names = tuple(SETS) if chosen == "all" else (chosen,)
     if args.dest is not None and len(names) > 1:
         parser.error("--dest takes one set: add --set cue-conflict, --set edges or --set silhouettes")
     print(LICENCE_NOTE)

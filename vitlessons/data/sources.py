@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -91,14 +91,18 @@ class CaptionedStream:
     """A cue-world stream whose images come with captions (token ids) instead of labels: CLIP's training data.
 
     Each image's caption is written from one of ``templates`` (``cueworld.caption``), picked at random per image
-    and epoch; ``tokenizer`` turns the captions into a (B, context) tensor of token ids.
+    and epoch; ``tokenizer`` turns the captions into a (B, context) tensor of token ids. Its repr is part of the
+    cache key, so it must name the tokenizer the same way in every process (``models.text.Tokenizer`` does).
     """
 
     images: CueWorldStream
-    tokenizer: Callable[[Sequence[str]], Tensor] = field(compare=False)
+    tokenizer: Callable[[Sequence[str]], Tensor]
     templates: tuple[str, ...] = cueworld.CAPTION_TEMPLATES
 
     def __post_init__(self) -> None:
+        if " at 0x" in repr(self.tokenizer):
+            raise ValueError(f"the tokenizer's repr {self.tokenizer!r} holds a memory address, so the cache key would "
+                             "change in every process; wrap it as models.text.Tokenizer does")
         if self.images.split not in ("aligned", "conflict", "randomised"):
             raise ValueError(f"captions name a shape and a texture; split {self.images.split!r} lacks one of them")
         if not self.templates:

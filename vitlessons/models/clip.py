@@ -53,18 +53,20 @@ class LabClip(nn.Module):
     """A course image model with the contrastive objective it was trained with, behind open_clip's CLIP interface.
 
     open_clip's tools (``build_zero_shot_classifier``) and ``ZeroShotClassifier`` then treat the lab CLIP as they
-    treat OpenAI's: ``encode_image`` takes preprocessed images, and ``logit_scale`` is the log of the learned scale.
+    treat OpenAI's: ``encode_image`` takes preprocessed images, and ``logit_scale`` is the log of the learned scale,
+    as it was when this wrapper was made (a snapshot: the wrapper is for evaluation, not training).
     """
 
     def __init__(self, model: Model, objective: Contrastive):
         super().__init__()
         if objective.image_projection is None:
             raise ValueError("the objective has no image projection yet: train or restore it with the model first")
-        self.visual, self.text, self.image_projection = model.trunk, objective.text, objective.image_projection
+        self.model, self.text, self.image_projection = model, objective.text, objective.image_projection
+        self.visual = model.trunk
         self.register_buffer("logit_scale", objective.logit_scale().detach().log())
 
     def encode_image(self, images: Tensor, normalize: bool = False) -> Tensor:
-        features = self.image_projection(self.visual.forward_head(self.visual.forward_features(images), pre_logits=True))
+        features = self.image_projection(self.model.pooled(images))
         return F.normalize(features, dim=-1) if normalize else features
 
     def encode_text(self, tokens: Tensor, normalize: bool = False) -> Tensor:
@@ -74,7 +76,8 @@ class LabClip(nn.Module):
 
 def zero_shot_classifier(name: str, clip: nn.Module, tokenizer: Callable[[list[str]], Tensor], classnames: Sequence[str],
                          templates: Sequence[Template], preprocessing: Preprocessing) -> Classifier:
-    """A classifier over any class names, from prompts alone: each class is the mean of its prompts' unit text embeddings."""
+    """A classifier over any class names, from prompts alone: each class is the renormalised mean of its prompts' unit
+    text embeddings, and an image's logits are its scaled cosine similarity to each."""
     device = next(clip.parameters()).device
     weights = open_clip.build_zero_shot_classifier(clip, tokenizer=tokenizer, classnames=list(classnames),
                                                    templates=list(templates), device=device)

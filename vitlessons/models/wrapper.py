@@ -93,7 +93,10 @@ class Model(nn.Module):
 
     def _features(self, images: Tensor) -> Tensor:
         """Pooled features before any classifier, for timm networks and CLIP's image tower alike."""
-        x = self.preprocessing(images)
+        return self.pooled(self.preprocessing(images))
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """The pooled features of images already preprocessed (what a CLIP-style ``encode_image`` receives)."""
         if hasattr(self.trunk, "forward_head"):
             return self.trunk.forward_head(self.trunk.forward_features(x), pre_logits=True)
         return self.trunk(x)

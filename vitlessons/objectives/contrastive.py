@@ -93,4 +93,4 @@ class Contrastive(Objective):
         return StepOutput(loss, {"loss": loss.detach(), "caption accuracy": hits, "logit scale": scale.detach()})
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "embed_dim": self.embed_dim, "text": repr(self.text)}
+        return {**super().config(), "embed_dim": self.embed_dim, "seed": self.seed, "text": repr(self.text)}
