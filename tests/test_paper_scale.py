@@ -24,7 +24,8 @@ PREVIEW = 32
 # Chapter 5 sees each image under 76 corruption conditions and 36 block removals, with five 224 px models on CPU:
 # two images exercise every code path there. Chapter 6 sees each image about 40 times with four of them; chapter 2
 # turns each four ways for ResNet-50 and ViT-B/16, and eight give its probe four images to train on and four to test.
-PREVIEWS = {"02_rotation": 8, "05_robustness": 2, "06_intriguing_properties": 2}
+# Chapter 4 runs four 224 px models (CLIP twice) on the stimuli and on both sketch sets: eight of each suffice.
+PREVIEWS = {"02_rotation": 8, "04_clip": 8, "05_robustness": 2, "06_intriguing_properties": 2}
 REPORT = "print('PAPER MODELS:', *PAPER.models)"
 
 
